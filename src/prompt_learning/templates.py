@@ -1,0 +1,156 @@
+"""Templates (PET's *patterns*): a sentence with a slot for the input and a slot for the answer.
+
+``Template("{text} It was {mask}.")`` turns "I like the Disney films very much." into the cloze
+"I like the Disney films very much. It was ___." (Schick & Schütze 2021). Two-text tasks use
+``{text_a}`` and ``{text_b}``. A template is validated when it is made, before any compute.
+
+Encoding is done piece by piece, as in PET and LM-BFF: each literal piece and each input is
+tokenised on its own and the ids are joined, so the input (never the template) is what gets
+truncated and the answer slot always survives. A space before a slot moves into the slot, so
+BPE tokenisers see " great" (``Ġgreat``) exactly as they would in running text.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import torch
+
+TEXT_SLOTS = ("text", "text_a", "text_b")
+
+
+class TemplateError(ValueError):
+    """A template that cannot work; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    kind: str  # "literal", "text", "text_a", "text_b" or "mask"
+    value: str = ""  # the literal's characters
+    space_before: bool = False  # a slot preceded by a space (the space moves into the slot)
+
+
+class Template:
+    """A parsed, validated cloze template."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        try:  # str.format's own parser: "{{" and "}}" are literal braces
+            parsed = list(string.Formatter().parse(pattern))
+        except ValueError as e:
+            raise TemplateError(f"template {pattern!r} is malformed ({e}); write literal braces as {{{{ and }}}}") from e
+        names = [field for _, field, _, _ in parsed if field is not None]
+        unknown = [n for n in names if n not in (*TEXT_SLOTS, "mask")]
+        if unknown:
+            raise TemplateError(f"template {pattern!r} has unknown slot(s) {unknown}; "
+                                f"use {{text}} (or {{text_a}} and {{text_b}}) and {{mask}}")
+        if names.count("mask") != 1:
+            raise TemplateError(f"template {pattern!r} needs exactly one {{mask}} slot, found "
+                                f"{names.count('mask')}: the mask is where the label word goes")
+        if not any(n in names for n in ("text", "text_a")):
+            raise TemplateError(f"template {pattern!r} has no input slot: add {{text}} "
+                                "(or {text_a} / {text_b} for two-text tasks)")
+        if "text" in names and ("text_a" in names or "text_b" in names):
+            raise TemplateError(f"template {pattern!r} mixes {{text}} with {{text_a}}/{{text_b}}; use one style")
+        if "text_b" in names and "text_a" not in names:
+            raise TemplateError(f"template {pattern!r} has {{text_b}} without {{text_a}}")
+        self.pieces = self._parse(parsed)
+        self.text_slots = tuple(n for n in names if n != "mask")
+
+    @staticmethod
+    def _parse(parsed: list[tuple]) -> list[Piece]:
+        pieces: list[Piece] = []
+        for literal, field, _, _ in parsed:
+            space = literal.endswith(" ") and field is not None
+            if literal.rstrip(" ") if space else literal:
+                pieces.append(Piece("literal", literal.rstrip(" ") if space else literal))
+            if field is not None:
+                pieces.append(Piece(field, space_before=space))
+        return pieces
+
+    @property
+    def mask_at_end(self) -> bool:
+        """True when only punctuation/space follows the mask: a causal LM can fill it."""
+        kinds = [p.kind for p in self.pieces]
+        tail = "".join(p.value for p in self.pieces[kinds.index("mask") + 1:] if p.kind == "literal")
+        return len([p for p in self.pieces[kinds.index("mask") + 1:] if p.kind != "literal"]) == 0 and \
+            all(c in string.punctuation + string.whitespace for c in tail)
+
+    def fill(self, answer: str, **texts: str) -> str:
+        """The template as plain text, with ``answer`` in the mask slot (a demonstration)."""
+        return self.pattern.format(mask=answer, **texts)
+
+    def __repr__(self) -> str:
+        return f"Template({self.pattern!r})"
+
+    def encode(self, tokenizer, texts: dict[str, list[str]], max_length: int, *,
+               causal: bool) -> dict[str, torch.Tensor]:
+        """Token ids for a batch, padded, with the position of the mask slot.
+
+        ``causal=True`` stops right before the mask (the next-token prediction there is the
+        answer), pads on the left, so ``mask_pos`` is the last index; otherwise the tokenizer's mask
+        token stands in the slot, padding is on the right, and ``mask_pos`` holds its index.
+        Returns ``input_ids (B, T)``, ``attention_mask (B, T)``, ``mask_pos (B,)``.
+        """
+        if causal and not self.mask_at_end:
+            raise TemplateError(
+                f"{self!r}: a causal LM predicts left to right, so it can only fill a {{mask}} at the "
+                "end (punctuation may follow). Move {mask} to the end, or use a masked LM.")
+        missing = [s for s in self.text_slots if s not in texts]
+        if missing:
+            raise TemplateError(f"{self!r} needs input column(s) {missing}")
+        n = len(texts[self.text_slots[0]])
+        rows = [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal)
+                for i in range(n)]
+        return _pad(rows, tokenizer.pad_token_id, left=causal)
+
+    def _ids(self, tok, texts: dict[str, str], max_length: int, causal: bool) -> tuple[list[int], int]:
+        enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+        parts: list[list[int]] = []
+        slots: list[int] = []  # indices into parts of the text slots (truncatable)
+        for p in self.pieces:
+            if p.kind == "mask":
+                if causal:
+                    break
+                parts.append([tok.mask_token_id])
+            elif p.kind == "literal":
+                parts.append(enc(p.value))
+            else:
+                slots.append(len(parts))
+                parts.append(enc((" " if p.space_before else "") + texts[p.kind].strip()))
+        head, tail = special_tokens_around(tok)
+        tail = [] if causal else tail  # an EOS after the text would hide the next-token slot
+        specials = len(head) + len(tail)
+        budget = max_length - specials - sum(len(parts[i]) for i in range(len(parts)) if i not in slots)
+        if budget < len(slots):
+            raise TemplateError(f"max_length={max_length} leaves no room for the input after the "
+                                f"template {self.pattern!r}; raise max_length")
+        while sum(len(parts[i]) for i in slots) > budget:  # trim the longest input first
+            longest = max(slots, key=lambda i: len(parts[i]))
+            parts[longest] = parts[longest][:-1]
+        ids = head + [t for part in parts for t in part] + tail
+        if causal:
+            return ids, len(ids) - 1
+        return ids, ids.index(tok.mask_token_id)
+
+
+def special_tokens_around(tok) -> tuple[list[int], list[int]]:
+    """The special ids a tokenizer puts before and after a text ([CLS] … [SEP], <s> …, or none)."""
+    plain = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a")["input_ids"]
+    start = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
+    return full[:start], full[start + len(plain):]
+
+
+def _pad(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    mask_pos = torch.empty(len(rows), dtype=torch.long)
+    for i, (ids, pos) in enumerate(rows):
+        start = width - len(ids) if left else 0
+        input_ids[i, start:start + len(ids)] = torch.tensor(ids)
+        mask[i, start:start + len(ids)] = 1
+        mask_pos[i] = start + pos
+    return {"input_ids": input_ids, "attention_mask": mask, "mask_pos": mask_pos}

@@ -1,0 +1,66 @@
+"""Verbalizers: the label words that stand for each class in the answer slot.
+
+``Verbalizer({"negative": ["terrible"], "positive": ["great"]})`` maps each class (in the
+order of the dataset's label names) to one or more words. A class's score is the mean of its
+words' logits in the answer slot (Schick & Schütze 2021). Each word must be *one* token for the
+backbone's tokenizer — written as it appears after the template's space, so " great" for a BPE
+tokenizer — unless ``multi_token="first"`` asks to score a long word by its first token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+
+class VerbalizerError(ValueError):
+    """Label words that cannot work with this tokenizer; the message names the fix."""
+
+
+class Verbalizer:
+    def __init__(self, words: Mapping[str, Sequence[str] | str], multi_token: str = "error"):
+        if not words:
+            raise VerbalizerError("a verbalizer needs at least two classes, got none")
+        if multi_token not in ("error", "first"):
+            raise VerbalizerError(f"multi_token must be 'error' or 'first', got {multi_token!r}")
+        self.labels = list(words)
+        self.words = [[w] if isinstance(w, str) else list(w) for w in words.values()]
+        empty = [label for label, ws in zip(self.labels, self.words) if not any(w.strip() for w in ws)]
+        if empty:
+            raise VerbalizerError(f"label(s) {empty} have no label words; give each class at least one word")
+        if len(self.labels) < 2:
+            raise VerbalizerError(f"a verbalizer needs at least two classes, got {self.labels}")
+        self.multi_token = multi_token
+
+    def __repr__(self) -> str:
+        return f"Verbalizer({dict(zip(self.labels, self.words))})"
+
+    def check_labels(self, names: Sequence[str]) -> None:
+        """Fail early when the classes differ from a dataset's label names."""
+        if list(names) != self.labels:
+            raise VerbalizerError(f"verbalizer classes {self.labels} do not match the dataset's labels "
+                                  f"{list(names)}; give the words in the dataset's label order")
+
+    def token_ids(self, tokenizer, space_before: bool = True) -> list[list[int]]:
+        """One token id per label word, grouped by class (validated)."""
+        out = []
+        for label, words in zip(self.labels, self.words):
+            ids = []
+            for w in words:
+                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)["input_ids"]
+                if len(toks) != 1 and self.multi_token == "error":
+                    pieces = tokenizer.convert_ids_to_tokens(toks)
+                    raise VerbalizerError(
+                        f"label word {w!r} (class {label!r}) is {len(toks)} tokens {pieces} for this "
+                        "tokenizer; choose a single-token word, or pass multi_token='first'")
+                ids.append(toks[0])
+            out.append(ids)
+        return out
+
+    def class_logits(self, word_logits: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:
+        """``(B, V)`` logits in the answer slot → ``(B, C)`` class scores (mean over each class's words)."""
+        return torch.stack([word_logits[:, ids].mean(-1) for ids in token_ids], dim=-1)
+
+    def flat_ids(self, token_ids: list[list[int]]) -> list[int]:
+        return [i for ids in token_ids for i in ids]
