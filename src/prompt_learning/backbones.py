@@ -68,7 +68,8 @@ def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torc
     """Load ``name`` (embedded, tiny or hub). ``kind`` overrides the model class for hub names."""
     if name in TINY:
         model, tok = build_tiny(name)
-        return Backbone(name, _kind_of(model.config, type(model).__name__), model, tok)
+        kind = _kind_of(model.config, type(model).__name__)
+        return Backbone(name, kind, model, _padded_left(tok) if kind == "causal-lm" else tok)
     if name == "smollm2-135m":
         folder = _smollm2_folder()
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)

@@ -42,11 +42,11 @@ def _split(rows: list[dict], names: Sequence[str], n_test_per_class: int,
     return DatasetDict(pool=make(pool_idx), test=make(test_idx))
 
 
-def _unique(rows: list[dict]) -> list[dict]:
+def _unique(rows: list[dict], key: str = "text") -> list[dict]:
     seen, out = set(), []
     for r in rows:
-        if r["text"] not in seen:
-            seen.add(r["text"])
+        if r[key] not in seen:
+            seen.add(r[key])
             out.append(r)
     return out
 
@@ -91,7 +91,7 @@ def bbc_news(n_test_per_class: int = 100) -> DatasetDict:
             rows.append({"text": f"{headline.strip()}. {lead}", "headline": headline.strip(),
                          "body": body, "label": label})
     extra = {"headline": Value("string"), "body": Value("string")}
-    return _split(_unique(rows), BBC_TOPICS, n_test_per_class, extra)
+    return _split(_unique(rows, key="body"), BBC_TOPICS, n_test_per_class, extra)
 
 
 def chinese_reviews(n_test: int = 1000) -> DatasetDict:

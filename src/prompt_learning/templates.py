@@ -41,6 +41,11 @@ class Template:
         except ValueError as e:
             raise TemplateError(f"template {pattern!r} is malformed ({e}); write literal braces as {{{{ and }}}}") from e
         names = [field for _, field, _, _ in parsed if field is not None]
+        decorated = [f"{{{f}{'!' + c if c else ''}{':' + s if s else ''}}}"
+                     for _, f, s, c in parsed if f is not None and (s or c)]
+        if decorated:
+            raise TemplateError(f"template {pattern!r} has slot(s) with a format spec or conversion "
+                                f"{decorated}; write plain {{text}} and {{mask}}")
         unknown = [n for n in names if n not in (*TEXT_SLOTS, "mask")]
         if unknown:
             raise TemplateError(f"template {pattern!r} has unknown slot(s) {unknown}; "
@@ -51,6 +56,10 @@ class Template:
         if not any(n in names for n in ("text", "text_a")):
             raise TemplateError(f"template {pattern!r} has no input slot: add {{text}} "
                                 "(or {text_a} / {text_b} for two-text tasks)")
+        repeated = sorted({n for n in names if n != "mask" and names.count(n) > 1})
+        if repeated:
+            raise TemplateError(f"template {pattern!r} uses slot(s) {repeated} more than once; "
+                                "each input goes into the template exactly once")
         if "text" in names and ("text_a" in names or "text_b" in names):
             raise TemplateError(f"template {pattern!r} mixes {{text}} with {{text_a}}/{{text_b}}; use one style")
         if "text_b" in names and "text_a" not in names:
@@ -97,13 +106,18 @@ class Template:
             raise TemplateError(
                 f"{self!r}: a causal LM predicts left to right, so it can only fill a {{mask}} at the "
                 "end (punctuation may follow). Move {mask} to the end, or use a masked LM.")
+        return pad_rows(self.rows(tokenizer, texts, max_length, causal=causal), tokenizer.pad_token_id,
+                        left=causal)
+
+    def rows(self, tokenizer, texts: dict[str, list[str]], max_length: int, *,
+             causal: bool) -> list[tuple[list[int], int]]:
+        """Unpadded ``(token ids, mask position)`` for each example."""
         missing = [s for s in self.text_slots if s not in texts]
         if missing:
             raise TemplateError(f"{self!r} needs input column(s) {missing}")
         n = len(texts[self.text_slots[0]])
-        rows = [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal)
+        return [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal)
                 for i in range(n)]
-        return _pad(rows, tokenizer.pad_token_id, left=causal)
 
     def _ids(self, tok, texts: dict[str, str], max_length: int, causal: bool) -> tuple[list[int], int]:
         enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
@@ -113,6 +127,7 @@ class Template:
             if p.kind == "mask":
                 if causal:
                     break
+                mask_part = len(parts)  # its index: an input may itself contain the mask token
                 parts.append([tok.mask_token_id])
             elif p.kind == "literal":
                 parts.append(enc(p.value))
@@ -132,7 +147,7 @@ class Template:
         ids = head + [t for part in parts for t in part] + tail
         if causal:
             return ids, len(ids) - 1
-        return ids, ids.index(tok.mask_token_id)
+        return ids, len(head) + sum(len(part) for part in parts[:mask_part])
 
 
 def special_tokens_around(tok) -> tuple[list[int], list[int]]:
@@ -143,7 +158,7 @@ def special_tokens_around(tok) -> tuple[list[int], list[int]]:
     return full[:start], full[start + len(plain):]
 
 
-def _pad(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+def pad_rows(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

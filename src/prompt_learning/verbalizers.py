@@ -26,9 +26,15 @@ class Verbalizer:
             raise VerbalizerError(f"multi_token must be 'error' or 'first', got {multi_token!r}")
         self.labels = list(words)
         self.words = [[w] if isinstance(w, str) else list(w) for w in words.values()]
+        not_str = [(label, w) for label, ws in zip(self.labels, self.words) for w in ws if not isinstance(w, str)]
+        if not_str:
+            raise VerbalizerError(f"label words must be strings, got {not_str}; write each word as text")
         empty = [label for label, ws in zip(self.labels, self.words) if not any(w.strip() for w in ws)]
         if empty:
             raise VerbalizerError(f"label(s) {empty} have no label words; give each class at least one word")
+        blank = [label for label, ws in zip(self.labels, self.words) if any(not w.strip() for w in ws)]
+        if blank:
+            raise VerbalizerError(f"label(s) {blank} have an empty label word among their words; remove it")
         if len(self.labels) < 2:
             raise VerbalizerError(f"a verbalizer needs at least two classes, got {self.labels}")
         self.multi_token = multi_token
@@ -51,11 +57,26 @@ class Verbalizer:
                 toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)["input_ids"]
                 if len(toks) != 1 and self.multi_token == "error":
                     pieces = tokenizer.convert_ids_to_tokens(toks)
+                    other = tokenizer(("" if space_before else " ") + w.strip(), add_special_tokens=False)["input_ids"]
+                    hint = (f" (it would be one token {tokenizer.convert_ids_to_tokens(other)} "
+                            f"{'without' if space_before else 'with'} the space before the slot, which the "
+                            "template decides)") if len(other) == 1 else ""
                     raise VerbalizerError(
                         f"label word {w!r} (class {label!r}) is {len(toks)} tokens {pieces} for this "
-                        "tokenizer; choose a single-token word, or pass multi_token='first'")
+                        f"tokenizer{hint}; choose a single-token word, or pass multi_token='first'")
+                if toks[0] == tokenizer.unk_token_id:
+                    raise VerbalizerError(f"label word {w!r} (class {label!r}) is the unknown token "
+                                          f"{tokenizer.unk_token!r} for this tokenizer; choose a word in its vocabulary")
                 ids.append(toks[0])
             out.append(ids)
+        owners: dict[int, list[str]] = {}
+        for label, ids in zip(self.labels, out):
+            for i in set(ids):
+                owners.setdefault(i, []).append(label)
+        shared = {tokenizer.convert_ids_to_tokens(i): labels for i, labels in owners.items() if len(labels) > 1}
+        if shared:
+            raise VerbalizerError(f"token(s) {shared} stand for several classes, so those classes cannot be "
+                                  "told apart; give each class its own (first) token")
         return out
 
     def class_logits(self, word_logits: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:

@@ -1,0 +1,27 @@
+"""Helpers every chapter notebook uses: glue numbers into the prose, show the profile.
+
+``glue`` hands a value to myst-nb so the website's text can quote it
+(``{glue:text}`key:.1%` ``); where myst-nb is absent (Colab, a bare Jupyter) it only prints.
+"""
+
+from __future__ import annotations
+
+from .profiles import Profile, get_profile
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Record ``value`` under ``name`` for the book's prose (myst-nb), or print it."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - outside the book build
+        if display:
+            print(f"{name} = {value}")
+        return
+    _glue(name, value, display=display)
+
+
+def start(**overrides) -> Profile:
+    """The chapter's first call: choose the profile, print it, return it."""
+    profile = get_profile(**overrides)
+    print(profile.describe())
+    return profile
