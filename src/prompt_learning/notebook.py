@@ -10,7 +10,13 @@ from .profiles import Profile, get_profile
 
 
 def glue(name: str, value, display: bool = False) -> None:
-    """Record ``value`` under ``name`` for the book's prose (myst-nb), or print it."""
+    """Record ``value`` under ``name`` for the book's prose (myst-nb), or print it.
+
+    NumPy and torch scalars become plain Python numbers first: their reprs (``np.float64(0.5)``)
+    cannot be formatted by ``{glue:text}`key:.1f` ``.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalar
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - outside the book build

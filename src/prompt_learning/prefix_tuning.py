@@ -124,7 +124,7 @@ class PrefixEncoder(nn.Module):
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return float((self.full_table() - target).pow(2).mean())
+        return float((self.full_table().detach() - target).pow(2).mean())
 
 
 def word_activations(backbone: Backbone, text: str, num_tokens: int, slots: list[AttentionSlot]) -> torch.Tensor:

@@ -1,0 +1,61 @@
+"""The book's structure: every chapter listed, clean, launchable on Colab from the one repository URL."""
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def cells(nb: Path):
+    return json.loads(nb.read_text())["cells"]
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    listed = toc_files()
+    for nb in CHAPTERS:
+        assert f"chapters/{nb.stem}" in listed, f"{nb.name} is not in _toc.yml"
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+
+
+def test_chapters_are_committed_without_outputs():
+    for nb in CHAPTERS:
+        for c in cells(nb):
+            if c["cell_type"] == "code":
+                assert not c["outputs"] and c["execution_count"] is None, f"{nb.name} has outputs"
+
+
+def test_chapters_start_with_a_title_and_the_colab_setup_cell():
+    url = config()["repository"]["url"]
+    for nb in CHAPTERS:
+        cs = cells(nb)
+        assert "".join(cs[0]["source"]).startswith("# "), f"{nb.name}: first cell must be the H1 title"
+        first_code = "".join(next(c for c in cs if c["cell_type"] == "code")["source"])
+        assert 'if "google.colab" in sys.modules:' in first_code, nb.name
+        installs = re.findall(r"git\+(https://\S+?)[\"']", first_code)
+        assert installs == [url], f"{nb.name}: installs {installs}, _config.yml says {url}"
+
+
+def test_chapters_end_with_summary_and_exercises():
+    for nb in CHAPTERS:
+        text = "\n".join("".join(c["source"]) for c in cells(nb) if c["cell_type"] == "markdown")
+        assert "## Summary" in text and "## Exercises" in text and "{exercise}" in text, nb.name
+
+
+def test_colab_launch_button_is_configured():
+    cfg = config()
+    assert cfg["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert cfg["repository"]["url"].startswith("https://github.com/")

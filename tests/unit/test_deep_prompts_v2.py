@@ -1,0 +1,99 @@
+"""P-tuning v2 on tiny encoders: deep / shallow / chosen layers, head-only and full fine-tuning
+as special cases, the optional MLP, errors."""
+
+import pytest
+import torch
+
+from prompt_learning.backbones import Backbone, load_backbone
+from prompt_learning.kv_prefix import PrefixError
+from prompt_learning.p_tuning_v2 import PTuningV2, PTuningV2Config
+
+TEXTS = ["a fine film", "a very dull plot and bad actors"]
+
+
+def tiny(name: str = "tiny-bert") -> Backbone:
+    return load_backbone(name)
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
+def test_texts_to_class_logits(name):
+    m = PTuningV2(tiny(name), num_classes=3, config=PTuningV2Config(4, max_length=32))
+    assert m(TEXTS).shape == (2, 3)
+
+
+def test_trainable_parameters_are_the_prompts_and_the_head():
+    m = PTuningV2(tiny(), 2, PTuningV2Config(4, max_length=32))
+    per_layer = 2 * 32  # a key and a value of width 32 (4 heads × 8)
+    assert m.trainable_parameters() == 4 * 2 * per_layer + (32 * 2 + 2)
+    assert {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad} == {"prompts", "head"}
+
+
+@pytest.mark.parametrize("layers, expected", [(None, [0, 1]), (1, [0]), (2, [0, 1]), ([1], [1]), (0, [])])
+def test_prompts_go_into_the_chosen_layers(layers, expected):
+    m = PTuningV2(tiny(), 2, PTuningV2Config(4, layers=layers, max_length=32))
+    assert [s.layer for s in m.slots] == expected
+    assert sorted(s.layer for s in m.prefix().keys) == expected
+
+
+def test_zero_prompts_is_a_linear_head_on_the_frozen_encoder():
+    b = tiny()
+    m = PTuningV2(b, 2, PTuningV2Config(0, max_length=32)).eval()
+    enc = b.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        cls = b.model.bert(**enc).last_hidden_state[:, 0]
+        torch.testing.assert_close(m(TEXTS), m.head(cls), atol=1e-5, rtol=1e-5)
+    assert m.trainable_parameters() == 32 * 2 + 2
+
+
+def test_full_fine_tuning_trains_the_encoder_too():
+    m = PTuningV2(tiny(), 2, PTuningV2Config(0, train_backbone=True, max_length=32))
+    assert m.trainable_parameters() == sum(p.numel() for p in m.encoder.parameters()) + 66
+
+
+def test_reparameterisation_is_optional_and_collapses():
+    m = PTuningV2(tiny(), 2, PTuningV2Config(4, reparameterize=True, reparam_hidden=16, max_length=32)).eval()
+    assert m.prompts.reparameterized
+    with torch.no_grad():
+        before = m(TEXTS)
+        m.prompts.collapse()
+        torch.testing.assert_close(m(TEXTS), before)
+
+
+def test_first_token_is_read_with_left_padding_too():
+    b = tiny()
+    m = PTuningV2(b, 2, PTuningV2Config(3, max_length=32)).eval()
+    right = m.encode(TEXTS)
+    n = right["attention_mask"].sum(-1)
+    width = right["input_ids"].shape[1]
+    left_ids = torch.zeros_like(right["input_ids"])
+    for i in range(2):
+        left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
+    left_mask = right["attention_mask"].flip(-1)
+    with torch.no_grad():
+        torch.testing.assert_close(m.features(left_ids, left_mask), m.features(**right), atol=1e-5, rtol=1e-5)
+
+
+def test_a_training_step_moves_prompts_and_head_only():
+    b = tiny()
+    m = PTuningV2(b, 2, PTuningV2Config(4, max_length=32))
+    frozen = {k: v.clone() for k, v in b.model.state_dict().items()}
+    loss = torch.nn.functional.cross_entropy(m(TEXTS), torch.tensor([1, 0]))
+    loss.backward()
+    assert m.prompts.table.grad.abs().sum() > 0 and m.head.weight.grad.abs().sum() > 0
+    torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1).step()
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in frozen.items())
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(PrefixError, match="classifies with an encoder"):
+        PTuningV2(tiny("tiny-gpt2"), 2)
+    with pytest.raises(PrefixError, match="layers=3"):
+        PTuningV2(tiny(), 2, PTuningV2Config(4, layers=3, max_length=32))
+    with pytest.raises(PrefixError, match=r"layers \[5\] do not exist"):
+        PTuningV2(tiny(), 2, PTuningV2Config(4, layers=[0, 5], max_length=32))
+    with pytest.raises(PrefixError, match="num_classes"):
+        PTuningV2(tiny(), 1, PTuningV2Config(4, max_length=32))
+    with pytest.raises(PrefixError, match="need 140 positions"):  # before any compute
+        PTuningV2(tiny(), 2, PTuningV2Config(20, max_length=120))
+    with pytest.raises(PrefixError, match="≥ 0"):
+        PTuningV2(tiny(), 2, PTuningV2Config(-2, max_length=32))
