@@ -7,7 +7,7 @@ Three sources, one call:
   (all-MiniLM-L6-v2, a 6-layer BERT encoder without an MLM head);
 * **hub** — any Hugging Face hub id (``roberta-large``, ``gpt2-medium``, ``org/model``): the GPU /
   Colab profile;
-* **tiny** — random models built from configs for tests (see :mod:`prompt_learning.tiny`).
+* **tiny** — random models built from configs for tests (``prompt_learning.tiny``).
 """
 
 from __future__ import annotations

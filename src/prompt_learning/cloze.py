@@ -5,7 +5,7 @@ reading the pretrained LM head's logits for the label words in the answer slot:
 
 * a **masked LM** (BERT, RoBERTa) sees the mask token anywhere in the template and predicts it;
 * a **causal LM** (GPT-2, Llama, SmolLM2) predicts the next token after the template's text, so
-  the slot must be at the end (see :attr:`Template.mask_at_end`).
+  the slot must be at the end (see :attr:`~prompt_learning.templates.Template.mask_at_end`).
 
 Only the logits that are needed are computed: one position (``logits_to_keep=1``) for a causal
 LM, the mask positions for a masked LM. No parameters are added: zero-shot, this *is* the model.

@@ -47,7 +47,7 @@ def in_context_template(template: Template, verbalizer: Verbalizer, demonstratio
 
 
 class InContextClassifier(ClozeClassifier):
-    """A causal-LM :class:`ClozeClassifier` that computes the shared demonstrations once.
+    """A causal-LM :class:`~prompt_learning.cloze.ClozeClassifier` that computes the shared demonstrations once.
 
     The prompt's first ``P`` tokens (special tokens and the demonstrations) are identical for
     every query; their per-layer keys/values are computed on the first call and reused. Each

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .profiles import Profile, get_profile
 
 
@@ -26,8 +28,21 @@ def glue(name: str, value, display: bool = False) -> None:
     _glue(name, value, display=display)
 
 
+def quiet() -> None:
+    """Keep library chatter (load-progress bars, deprecation notices) off the book's pages."""
+    import transformers
+    from datasets.utils.logging import disable_progress_bar
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    disable_progress_bar()
+    for module in ("transformers", "peft", "accelerate", "torch"):
+        warnings.filterwarnings("ignore", module=module)
+
+
 def start(**overrides) -> Profile:
-    """The chapter's first call: choose the profile, print it, return it."""
+    """The chapter's first call: quiet the libraries, choose the profile, print it, return it."""
+    quiet()
     profile = get_profile(**overrides)
     print(profile.describe())
     return profile

@@ -9,8 +9,8 @@ from peft import get_peft_model
 from prompt_learning import Verbalizer, evaluate, fit, load_backbone
 from prompt_learning.backbones import Backbone
 from prompt_learning.soft_prompts import (
-    PromptTuning, PromptTuningConfig, PromptTuningInit, Readout, SoftPromptError, nearest_token_table,
-    nearest_tokens,
+    PromptTuning, PromptTuningConfig, PromptTuningInit, Readout, SoftPromptError, initial_prompt,
+    nearest_token_table, nearest_tokens,
 )
 
 TEMPLATE = "{text} It was {mask}."
@@ -68,13 +68,19 @@ def test_masked_lm_keeps_the_mask_slot():
     assert pt(["a fine film"]).shape == (1, 2)
 
 
+def all_positive(ds):
+    """A target a soft prompt can reach even on a tiny random model (which cannot read sentiment)."""
+    return ds.map(lambda row: {"label": 1})
+
+
 def test_only_the_prompt_trains(sentiment_toy):
     pt = make()
     assert [p is pt.prompt for p in pt.trainable_parameters()] == [True]
     assert sum(p.numel() for p in pt.trainable_parameters()) == 5 * 32
     frozen = {n: p.clone() for n, p in pt.model.named_parameters()}
-    hist = fit(pt, sentiment_toy, steps=25, lr=0.1, batch_size=4, seed=0, progress=False)
-    assert hist.loss[-1] < hist.loss[0] / 2
+    start = pt.prompt.detach().clone()
+    hist = fit(pt, all_positive(sentiment_toy), steps=12, lr=0.05, batch_size=4, seed=0, progress=False)
+    assert hist.loss[-1] < hist.loss[0] - 0.1 and not torch.equal(pt.prompt, start)
     assert all(torch.equal(p, frozen[n]) for n, p in pt.model.named_parameters())
     assert not pt.model.training  # the frozen backbone is never put in train mode
 
@@ -86,7 +92,7 @@ def test_inits():
     assert all((vocab == row).all(-1).any() for row in a)  # each row is a vocabulary vector
     special = load_backbone("tiny-llama").tokenizer.all_special_ids
     assert not any((vocab[special] == row).all(-1).any() for row in a)
-    r = make(n=200, init="RANDOM").prompt
+    r = initial_prompt(vocab, 400, PromptTuningInit.RANDOM)
     assert 0.7 < r.std().item() / vocab.std().item() < 1.3  # at the vocabulary's scale
     assert make(init=PromptTuningInit.RANDOM).config.init is PromptTuningInit.RANDOM
 
@@ -96,8 +102,10 @@ def test_head_readout(name, sentiment_toy):
     pt = PromptTuning(load_backbone(name), TEMPLATE, ["negative", "positive"],
                       PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head"), max_length=64)
     assert pt.readout is Readout.HEAD and len(pt.trainable_parameters()) == 3  # prompt, head weight, bias
-    fit(pt, sentiment_toy, steps=40, lr=0.05, batch_size=4, seed=0, progress=False)
-    assert evaluate(pt, sentiment_toy)["accuracy"] == 1.0
+    start = pt.prompt.detach().clone()
+    fit(pt, all_positive(sentiment_toy), steps=20, lr=0.05, batch_size=4, seed=0, progress=False)
+    assert evaluate(pt, sentiment_toy)["predictions"].tolist() == [1] * 8
+    assert not torch.equal(pt.prompt, start)  # the gradient reaches the prompt through the head
 
 
 def test_head_readout_on_an_encoder_without_lm_head(sentiment_toy):

@@ -1,0 +1,159 @@
+"""P-tuning: PEFT's numbers, template positions and anchors, the encoder, freezing it, errors."""
+
+import pytest
+import torch
+from peft import PromptEncoderConfig, get_peft_model
+
+from prompt_learning import Verbalizer, fit, load_backbone
+from prompt_learning.p_tuning import (
+    PromptEncoder, PromptEncoderType, PTuning, PTuningConfig, PTuningTemplate, virtual_tokens,
+)
+from prompt_learning.soft_prompts import SoftPromptError
+from prompt_learning.templates import Template, TemplateError
+
+WORDS = Verbalizer({"negative": "bad", "positive": "good"})
+MIXED = "[P0][P1] {text} [P2] It was {mask}."
+
+
+def make(name="tiny-llama", template=MIXED, **kw) -> PTuning:
+    return PTuning(load_backbone(name), template, WORDS, PTuningConfig(**kw), max_length=64)
+
+
+@pytest.mark.parametrize("encoder", ["LSTM", "MLP"])
+def test_same_logits_as_peft_p_tuning(encoder):
+    """PEFT puts every virtual token first: compare on a prefix-only template."""
+    ours = make(template=virtual_tokens(4) + "{text} It was {mask}.", encoder=encoder, encoder_hidden_size=16)
+    peft = get_peft_model(ours.model, PromptEncoderConfig(
+        task_type="CAUSAL_LM", num_virtual_tokens=4, encoder_reparameterization_type=encoder,
+        encoder_hidden_size=16))
+    peft.prompt_encoder["default"].load_state_dict(ours.encoder.state_dict())  # same names and shapes
+    for text in ["a fine film", "a movie that was boring and dull"]:
+        b = ours.encode([text])
+        real = b["input_ids"][b["virtual_index"] < 0].unsqueeze(0)  # (1, T - 4): PEFT adds the prompt itself
+        with torch.no_grad():
+            theirs = peft(input_ids=real, attention_mask=torch.ones_like(real)).logits[:, -1]
+            mine = ours.word_logits([text])
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_template_places_virtual_tokens_among_anchors():
+    t = PTuningTemplate(MIXED)
+    assert t.num_virtual_tokens == 3 and t.anchors == ["It was", "."] and t.mask_space
+    pt = make()
+    b = pt.encode(["a fine film", "a movie that was boring and dull"])
+    hard = Template(" {text} It was {mask}.").encode(pt.tokenizer, {"text": ["a fine film"]}, 64, causal=True)
+    row = b["virtual_index"][0][b["attention_mask"][0].bool()]
+    anchor = len(pt.tokenizer(" It was", add_special_tokens=False)["input_ids"])
+    assert row.tolist()[:2] == [0, 1] and row.tolist()[-anchor - 1] == 2 and (row[2:-anchor - 1] == -1).all()
+    real = b["input_ids"][0][b["attention_mask"][0].bool() & (b["virtual_index"][0] < 0)]
+    assert real.tolist() == hard["input_ids"][0].tolist()  # the anchors and text, tokenised as in running text
+
+
+def test_positions_counted_over_interleaved_virtual_tokens():
+    pt = make(encoder="MLP")
+    texts = ["a fine film", "a movie that was boring and dull"]
+    with torch.no_grad():
+        torch.testing.assert_close(pt(texts), torch.cat([pt(texts[:1]), pt(texts[1:])]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
+def test_masked_lm_with_virtual_tokens_after_the_mask(name):
+    pt = make(name, template="[P0] {text} It was {mask} [P1].")
+    b = pt.encode(["a fine film", "a movie that was boring and dull"])
+    rows = torch.arange(2)
+    assert (b["input_ids"][rows, b["mask_pos"]] == pt.tokenizer.mask_token_id).all()
+    assert (b["virtual_index"][rows, b["mask_pos"] + 1] == 1).all()
+    assert pt(["a fine film"]).shape == (1, 2)
+
+
+@pytest.mark.parametrize("encoder", ["LSTM", "MLP", "NONE"])
+def test_only_prompt_parameters_train(encoder, sentiment_toy):
+    pt = make(encoder=encoder)
+    frozen = {n: p.clone() for n, p in pt.model.named_parameters()}
+    names = {n for n, p in pt.named_parameters() if p.requires_grad}
+    assert names == ({"prompt"} if encoder == "NONE" else {n for n in names if n.startswith("encoder.")})
+    before = pt.prompt_embeddings().detach().clone()
+    hist = fit(pt, sentiment_toy.map(lambda r: {"label": 1}), steps=12, lr=0.01, batch_size=4, seed=0,
+               progress=False)
+    assert hist.loss[-1] < hist.loss[0] and not torch.equal(pt.prompt_embeddings(), before)
+    assert all(torch.equal(p, frozen[n]) for n, p in pt.model.named_parameters())
+
+
+def test_lstm_ties_the_virtual_tokens_together():
+    enc = PromptEncoder(4, 8, PromptEncoderType.LSTM, hidden_size=6)
+    out = enc()
+    out[0].sum().backward()  # the first virtual token depends on every input vector (bidirectional)
+    assert out.shape == (4, 8) and (enc.embedding.weight.grad.abs().sum(-1) > 0).all()
+    mlp = PromptEncoder(4, 8, PromptEncoderType.MLP, hidden_size=6)
+    mlp()[0].sum().backward()  # the MLP maps each token on its own
+    assert (mlp.embedding.weight.grad.abs().sum(-1) > 0).tolist() == [True, False, False, False]
+
+
+def test_default_sizes_follow_the_paper():
+    lstm, mlp = make(encoder="LSTM"), make(encoder="MLP")
+    assert lstm.encoder.lstm_head.hidden_size == 16 and lstm.encoder.lstm_head.num_layers == 2  # H/2 each way
+    assert mlp.encoder.mlp_head[0].out_features == 32
+
+
+def test_freeze_encoder_keeps_the_outputs():
+    pt = make(encoder="LSTM")
+    texts = ["a fine film", "boring and dull"]
+    with torch.no_grad():
+        before = pt(texts)
+        pt.freeze_encoder()
+        after = pt(texts)
+    assert pt.encoder is None and [n for n, _ in pt.named_parameters() if "prompt" in n] == ["prompt"]
+    assert [p.shape for p in pt.trainable_parameters()] == [(3, 32)]
+    torch.testing.assert_close(before, after)
+    assert pt.freeze_encoder() is pt  # a second call does nothing
+    with pytest.raises(SoftPromptError, match="no prompt encoder"):
+        make(encoder="NONE").freeze_encoder()
+
+
+def test_seed_fixes_the_encoder():
+    a, b, c = (make(encoder="MLP", seed=s).prompt_embeddings() for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_virtual_tokens_helper():
+    assert virtual_tokens(3) == "[P0][P1][P2]" and virtual_tokens(2, start=3) == "[P3][P4]"
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def test_template_without_virtual_tokens_is_refused():
+    with pytest.raises(SoftPromptError, match="has no virtual tokens"):
+        PTuningTemplate("{text} It was {mask}.")
+
+
+def test_badly_numbered_virtual_tokens_are_refused():
+    with pytest.raises(SoftPromptError, match=r"number them \[P0\] to \[P1\], each once"):
+        PTuningTemplate("[P0] {text} [P2] It was {mask}.")
+    with pytest.raises(SoftPromptError, match="each once"):
+        PTuningTemplate("[P0] {text} [P0] It was {mask}.")
+
+
+def test_template_without_text_slot_is_refused():
+    with pytest.raises(SoftPromptError, match=r"no input slot.*add \{text\}"):
+        PTuningTemplate("[P0][P1] It was {mask}.")
+
+
+def test_template_without_mask_is_refused():
+    with pytest.raises(TemplateError, match="exactly one"):
+        PTuningTemplate("[P0] {text} It was good.")
+
+
+@pytest.mark.parametrize("bad", ["GRU", "transformer", ""])
+def test_unknown_encoder_type_is_refused(bad):
+    with pytest.raises(SoftPromptError, match=r"unknown prompt encoder type.*LSTM.*MLP"):
+        PTuningConfig(encoder=bad)
+
+
+def test_virtual_token_after_the_mask_of_a_causal_lm_is_refused():
+    with pytest.raises(SoftPromptError, match=r"\[P1\].*after \{mask\}.*cannot affect"):
+        make(template="[P0] {text} It was {mask} [P1].")
+
+
+def test_template_too_long_for_max_length_is_refused():
+    with pytest.raises(TemplateError, match="raise max_length"):
+        PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS, max_length=16)
