@@ -38,7 +38,6 @@ def test_prompt_tuning_matches_peft(smollm2):
             ids, mask = unpadded(ours, text)
             theirs = peft(input_ids=ids, attention_mask=mask).logits[:, -1]
             torch.testing.assert_close(ours.word_logits([text]), theirs, atol=1e-4, rtol=1e-4)
-    peft.unload() if hasattr(peft, "unload") else None
 
 
 @pytest.mark.parametrize("encoder", ["LSTM", "MLP"])
