@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .training import eval_mode
+
 CONTENT_FREE: tuple[str, ...] = ("N/A", "", "[MASK]")  # Zhao et al. 2021's three inputs
 
 
@@ -43,10 +45,8 @@ def content_free_probs(method: nn.Module, content_free: Sequence[str] = CONTENT_
     if isinstance(content_free, str) or len(content_free) == 0:
         raise CalibrationError("content_free must be a non-empty list of strings such as "
                                f"{list(CONTENT_FREE)}, got {content_free!r}")
-    was_training = method.training
-    method.eval()
-    logits = method(_inputs_for(method, list(content_free)))  # (N_cf, C)
-    method.train(was_training)
+    with eval_mode(method):
+        logits = method(_inputs_for(method, list(content_free)))  # (N_cf, C)
     return F.softmax(logits.float(), dim=-1).mean(0)  # (C,)
 
 

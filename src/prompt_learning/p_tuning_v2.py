@@ -38,6 +38,7 @@ class PTuningV2Config:
     init_std: float = 1.0  # random prompt table N(0, init_std²) (the paper's code: an nn.Embedding)
     prompt_dropout: float = 0.0  # dropout on the prompt keys/values during training
     head_dropout: float = 0.1  # dropout before the linear head
+    pooling: str = "first"  # "first": the first token ([CLS]) as in the paper; "mean": mean of real tokens
     max_length: int = 128  # text tokens (the prompts come on top)
     train_backbone: bool = False  # True: full fine-tuning of the encoder as well
     shift_positions: bool = True  # text starts at position P, as in the paper's code
@@ -56,6 +57,8 @@ class PTuningV2(nn.Module):
         if backbone.kind not in ("encoder", "masked-lm"):
             raise PrefixError(f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a {backbone.kind}. "
                               "Use an encoder (e.g. 'minilm-l6'), or PrefixTuning with a template on an LM")
+        if config.pooling not in ("first", "mean"):
+            raise PrefixError(f"pooling={config.pooling!r}: choose 'first' ([CLS], the paper) or 'mean'")
         if num_classes < 2:
             raise PrefixError(f"num_classes must be at least 2, got {num_classes}")
         if config.num_virtual_tokens < 0:
@@ -94,8 +97,11 @@ class PTuningV2(nn.Module):
         return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The first real token's last hidden state ``(B, H)`` ([CLS] / <s>), prompts in the chosen layers."""
+        """Pooled last hidden states ``(B, H)``: the first real token ([CLS] / <s>) or the mean."""
         hidden = prefixed_forward(self.encoder, self.prefix(), input_ids, attention_mask).last_hidden_state
+        if self.config.pooling == "mean":
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            return (hidden * m).sum(1) / m.sum(1)  # (B, H)
         first = attention_mask.long().argmax(-1)  # (B,) index of the first real token (left padding safe)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]  # (B, H)
 

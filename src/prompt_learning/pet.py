@@ -32,7 +32,7 @@ from transformers import DataCollatorForLanguageModeling
 from .backbones import Backbone
 from .cloze import ClozeClassifier, positions_from_mask
 from .templates import Template
-from .training import History, evaluate, fit
+from .training import History, eval_mode, evaluate, fit
 from .verbalizers import Verbalizer
 
 TUNES = ("all", "frozen")
@@ -213,12 +213,10 @@ def soft_labels(teacher: nn.Module, texts: Sequence[str], batch_size: int = 16,
     """``(N, C)`` class distributions the teacher gives ``texts``: ``softmax(scores / T)`` (PET: T = 2)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    was_training = teacher.training
-    teacher.eval()
     texts = list(texts)
-    scores = torch.cat([teacher(texts[i:i + batch_size]).float().cpu()
-                        for i in range(0, len(texts), batch_size)])  # (N, C)
-    teacher.train(was_training)
+    with eval_mode(teacher):
+        scores = torch.cat([teacher(texts[i:i + batch_size]).float().cpu()
+                            for i in range(0, len(texts), batch_size)])  # (N, C)
     return F.softmax(scores / temperature, dim=-1)
 
 
@@ -233,12 +231,10 @@ def distillation_loss(method: nn.Module, batch: dict) -> torch.Tensor:
 def distillation_kl(student: nn.Module, texts: Sequence[str], targets: torch.Tensor,
                     batch_size: int = 16) -> float:
     """Mean ``KL(targets ‖ student)`` over ``texts``: how far the student is from its teacher."""
-    was_training = student.training
-    student.eval()
     texts = list(texts)
-    log_p = torch.cat([F.log_softmax(student(texts[i:i + batch_size]).float().cpu(), -1)
-                       for i in range(0, len(texts), batch_size)])  # (N, C)
-    student.train(was_training)
+    with eval_mode(student):
+        log_p = torch.cat([F.log_softmax(student(texts[i:i + batch_size]).float().cpu(), -1)
+                           for i in range(0, len(texts), batch_size)])  # (N, C)
     q = targets.float().cpu()
     return float((q * (q.clamp_min(1e-12).log() - log_p)).sum(-1).mean())
 

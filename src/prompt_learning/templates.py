@@ -13,6 +13,7 @@ BPE tokenisers see " great" (``Ġgreat``) exactly as they would in running text.
 from __future__ import annotations
 
 import string
+import unicodedata
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +85,7 @@ class Template:
         kinds = [p.kind for p in self.pieces]
         tail = "".join(p.value for p in self.pieces[kinds.index("mask") + 1:] if p.kind == "literal")
         return len([p for p in self.pieces[kinds.index("mask") + 1:] if p.kind != "literal"]) == 0 and \
-            all(c in string.punctuation + string.whitespace for c in tail)
+            all(c.isspace() or unicodedata.category(c).startswith("P") for c in tail)  # 。 ！ count too
 
     def fill(self, answer: str, **texts: str) -> str:
         """The template as plain text, with ``answer`` in the mask slot (a demonstration)."""

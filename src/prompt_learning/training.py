@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,11 +128,24 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
 @torch.no_grad()
 def predict(method: nn.Module, data: Dataset, batch_size: int = 16) -> torch.Tensor:
     """Class logits ``(N, C)`` of ``method`` on the ``text`` column of ``data``."""
-    was_training = method.training
-    method.eval()
-    out = [method(data[i:i + batch_size]["text"]).float().cpu() for i in range(0, len(data), batch_size)]
-    method.train(was_training)
+    with eval_mode(method):
+        out = [method(data[i:i + batch_size]["text"]).float().cpu() for i in range(0, len(data), batch_size)]
     return torch.cat(out)
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module.eval()`` inside; afterwards every submodule gets back its *own* mode.
+
+    (``module.train(was_training)`` would switch a frozen backbone's dropout on.)
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def evaluate(method: nn.Module, data: Dataset, batch_size: int = 16) -> dict:

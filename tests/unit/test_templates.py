@@ -76,11 +76,11 @@ def test_space_before_the_mask_moves_into_the_slot_for_bpe():
 
 def test_causal_encoding_stops_before_the_slot_and_pads_left():
     tok = load_backbone("tiny-gpt2").tokenizer
-    batch = Template("{text} It was {mask}.").encode(tok, {"text": ["fun", "a very boring film"]}, 64, causal=True)
+    batch = Template("{text} it was {mask}.").encode(tok, {"text": ["fun", "a very boring film"]}, 64, causal=True)
     assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].tolist() == [1, 1]
     assert batch["mask_pos"].tolist() == [batch["input_ids"].shape[1] - 1] * 2
     last = tok.convert_ids_to_tokens(batch["input_ids"][1])[-2:]
-    assert last == ["ĠIt", "Ġwas"]
+    assert last == ["Ġit", "Ġwas"]
 
 
 def test_truncation_cuts_the_input_never_the_slot():
@@ -106,3 +106,8 @@ def test_an_input_that_contains_the_mask_token_does_not_move_the_slot():
     words = tok.convert_ids_to_tokens(batch["input_ids"][0])
     assert words == ["[CLS]", "[MASK]", "it", "was", "[MASK]", ".", "[SEP]"]
     assert batch["mask_pos"][0] == 4
+
+
+def test_unicode_punctuation_after_the_mask_still_counts_as_the_end():
+    assert Template("{text}这部电影很{mask}。").mask_at_end
+    assert not Template("{text}这部电影很{mask}好").mask_at_end
