@@ -7,14 +7,13 @@ The frozen-backbone step is also compared with a plain no-grad forward of the sa
 
 Run:  python benchmarks/prompt_methods.py [--repeats 7] [--tokens 20] [--json out.json]
 Peak memory: CUDA's max_memory_allocated on a GPU; on a CPU each method runs in a fresh process
-and the growth of peak resident memory over the loaded model is taken.
+and the peak growth of resident memory during three steps (sampled every 2 ms) is taken.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -147,13 +146,38 @@ def peak_memory(name: str, impl: str, n: int, tokens: int) -> float:
         for _ in range(3):
             step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    code = (f"import resource, benchmarks.prompt_methods as b; from prompt_learning import load_backbone;"
+    code = (f"import benchmarks.prompt_methods as b; from prompt_learning import load_backbone;"
             f"bb = load_backbone('smollm2-135m'); m = b.{'ours' if impl == 'ours' else 'peft'}('{name}', bb, {n});"
             f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
-            f"r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; [s() for _ in range(3)];"
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0)")
+            f"print(b.rss_growth(lambda: [s() for _ in range(3)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def rss_growth(fn, every: float = 0.002) -> float:
+    """Peak resident memory (MiB) reached while ``fn`` runs, above the level before it."""
+    import gc
+    import threading
+
+    import psutil
+
+    gc.collect()
+    proc = psutil.Process()
+    base = peak = proc.memory_info().rss
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(every)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    fn()
+    done.set()
+    watcher.join()
+    return (max(peak, proc.memory_info().rss) - base) / 2**20
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ class PrefixTuningConfig:
     init: PrefixInit | str = PrefixInit.WORDS
     init_text: str = "Summarize the article in one short headline"  # words for PrefixInit.WORDS
     init_std: float = 1.0  # scale of a random prefix table (PrefixInit.RANDOM)
-    init_fit_steps: int = 300  # Adam steps that fit the MLP's output to the word activations
     max_length: int = 128  # text tokens for classification (the prefix comes on top)
     shift_positions: bool = True  # real tokens start at position P, as after a cache of length P
 
@@ -108,23 +107,24 @@ class PrefixEncoder(nn.Module):
             del self.mlp, self.embedding
             self.table = nn.Parameter(table)
 
-    def set_table(self, target: torch.Tensor, fit_steps: int = 300, lr: float = 1e-3) -> float:
-        """Make the prefix equal ``target`` ``(P, W)``: copied, or the MLP fitted to it (MSE).
+    @torch.no_grad()
+    def set_table(self, target: torch.Tensor) -> float:
+        """Make the prefix equal ``target`` ``(P, W)``; returns the remaining mean squared error.
 
-        Returns the final mean squared error (0 for a direct table).
+        Direct: copied. Reparameterised: ``P'`` and the first layer stay random and the last
+        layer is solved for in closed form (least squares, minimum norm): with ``P ≤ hidden`` the
+        MLP then reproduces the target exactly. Li & Liang's code fits the MLP by gradient steps;
+        the solve reaches the same point at once.
         """
         target = target.detach().to(self.full_table().dtype)
         if not self.reparameterized:
-            with torch.no_grad():
-                self.table.copy_(target)
-            return 0.0
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        for _ in range(fit_steps):  # Li & Liang's code fits the MLP to the word activations the same way
-            loss = (self.full_table() - target).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return float((self.full_table().detach() - target).pow(2).mean())
+            self.table.copy_(target)
+        else:
+            first, last = self.mlp[0], self.mlp[2]
+            h = torch.tanh(first(self.embedding))  # (P, hidden)
+            last.bias.zero_()
+            last.weight.copy_((torch.linalg.pinv(h) @ target).T)  # (W, hidden)
+        return float((self.full_table() - target).pow(2).mean())
 
 
 def word_activations(backbone: Backbone, text: str, num_tokens: int, slots: list[AttentionSlot]) -> torch.Tensor:
@@ -172,7 +172,7 @@ class PrefixTuning(nn.Module):
         self.init_error = 0.0
         if PrefixInit(config.init) is PrefixInit.WORDS and config.num_virtual_tokens > 0:
             target = word_activations(backbone, config.init_text, config.num_virtual_tokens, self.slots)
-            self.init_error = self.prompts.set_table(target, config.init_fit_steps)
+            self.init_error = self.prompts.set_table(target)
 
     @property
     def device(self) -> torch.device:
