@@ -86,7 +86,8 @@ def read_config(folder: str | Path) -> dict:
         raise CheckpointError(f"{folder} is not a prompt checkpoint: {CONFIG} is missing")
     meta = json.loads(path.read_text())
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{folder} has checkpoint format {meta.get('format')}, this library reads {FORMAT}")
+        raise CheckpointError(f"{folder} has checkpoint format {meta.get('format')}, "
+                              f"this library reads {FORMAT}")
     return meta
 
 
@@ -105,11 +106,12 @@ def load_prompt(folder: str | Path, backbone: Backbone) -> nn.Module:
     meta = read_config(folder)
     want, have = meta["backbone"], backbone_fingerprint(backbone)
     if want != have:
-        diff = {k: (want.get(k), have.get(k)) for k in want.keys() | have.keys() if want.get(k) != have.get(k)}
+        diff = {k: (want.get(k), have.get(k)) for k in sorted(want.keys() | have.keys())
+                if want.get(k) != have.get(k)}
         raise CheckpointError(
             f"this prompt was trained on backbone {want['name']!r} ({want['model_type']}, hidden size "
-            f"{want['hidden_size']}, vocabulary {want['vocab_size']}), not on {have['name']!r}: a soft prompt "
-            f"only means something in the embedding space it was trained in (differs: {diff}). "
+            f"{want['hidden_size']}, vocabulary {want['vocab_size']}), not on {have['name']!r}: a soft "
+            f"prompt only means something in the embedding space it was trained in (differs: {diff}). "
             f"Load it with load_backbone({want['name']!r}).")
     method = _method_class(meta["method"]).from_checkpoint_spec(backbone, meta["spec"])
     tensors = load_file(str(Path(folder) / WEIGHTS))

@@ -83,13 +83,14 @@ class HeadClassifier(nn.Module):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         if isinstance(texts, dict):
-            args = (list(texts["text_a"]), list(texts["text_b"])) if "text_b" in texts else (list(texts["text_a"]),)
+            args = (list(texts["text_a"]),) + ((list(texts["text_b"]),) if "text_b" in texts else ())
         else:
             args = (list(texts),)
         batch = self.tokenizer(*args, padding=True, truncation=True, max_length=self.config.max_length,
                                return_tensors="pt")
         device = self.head.weight.device
-        return {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        keep = ("input_ids", "attention_mask", "token_type_ids")
+        return {k: v.to(device) for k, v in batch.items() if k in keep}
 
     def pooled(self, texts) -> torch.Tensor:
         """One vector per text ``(B, H)``."""

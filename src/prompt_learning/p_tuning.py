@@ -57,8 +57,9 @@ class PTuningTemplate:
         self.pattern = pattern
         markers = [int(m) for m in VIRTUAL.findall(pattern)]
         if not markers:
-            raise SoftPromptError(f"P-tuning template {pattern!r} has no virtual tokens: mark them [P0], [P1], … "
-                                  "(e.g. '[P0][P1] {text} [P2] It was {mask}.'), or use a hard Template")
+            raise SoftPromptError(f"P-tuning template {pattern!r} has no virtual tokens: mark them [P0], "
+                                  "[P1], … (e.g. '[P0][P1] {text} [P2] It was {mask}.'), or use a hard "
+                                  "Template")
         if sorted(markers) != list(range(len(markers))):
             raise SoftPromptError(f"P-tuning template {pattern!r} has virtual tokens {markers}: number them "
                                   f"[P0] to [P{len(markers) - 1}], each once")
@@ -66,11 +67,13 @@ class PTuningTemplate:
         try:
             parsed = list(string.Formatter().parse(converted))
         except ValueError as e:
-            raise TemplateError(f"template {pattern!r} is malformed ({e}); write literal braces as {{{{ and }}}}") from e
+            raise TemplateError(f"template {pattern!r} is malformed ({e}); "
+                                "write literal braces as {{ and }}") from e
         names = [f for _, f, _, _ in parsed if f is not None]
         if not any(n in ("text", "text_a") for n in names):
-            raise SoftPromptError(f"P-tuning template {pattern!r} has no input slot: the virtual tokens are placed "
-                                  "around the input, so add {text}, e.g. '[P0][P1] {text} [P2] It was {mask}.'")
+            raise SoftPromptError(f"P-tuning template {pattern!r} has no input slot: the virtual tokens are "
+                                  "placed around the input, so add {text}, e.g. "
+                                  "'[P0][P1] {text} [P2] It was {mask}.'")
         self.hard = Template(VIRTUAL.sub("", pattern))  # validates the mask and text slots
         self.pieces = Template._parse(parsed)
         self.num_virtual_tokens = len(markers)
@@ -89,9 +92,9 @@ class PTuningTemplate:
 
     def check_causal(self) -> None:
         if self.after_mask:
-            raise SoftPromptError(f"{self!r}: virtual token(s) {[f'[{k}]' for k in self.after_mask]} come after "
-                                  "{mask}; a causal LM reads left to right, so they cannot affect the answer. "
-                                  "Move them before {mask}.")
+            late = [f"[{k}]" for k in self.after_mask]
+            raise SoftPromptError(f"{self!r}: virtual token(s) {late} come after {{mask}}; a causal LM reads "
+                                  "left to right, so they cannot affect the answer. Move them before {mask}.")
         if not self.hard.mask_at_end:
             self.hard.encode(None, {}, 0, causal=True)  # raises the template's clear error
 
@@ -108,8 +111,8 @@ class PTuningTemplate:
         if missing:
             raise TemplateError(f"{self!r} needs input column(s) {missing}")
         n = len(texts[self.text_slots[0]])
-        rows = [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal, placeholder)
-                for i in range(n)]
+        rows = [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal,
+                          placeholder) for i in range(n)]
         out = pad_rows([(ids, pos) for ids, _, pos in rows], tokenizer.pad_token_id or 0, left=causal)
         virtual = pad_rows([(v, pos) for _, v, pos in rows], -1, left=causal)["input_ids"]  # (B, T)
         return {**out, "virtual_index": virtual}
@@ -235,8 +238,9 @@ class PTuning(SoftPromptClassifier):
     position ids. Output: class logits (B, C).
     """
 
-    def __init__(self, backbone: Backbone, template: PTuningTemplate | str, verbalizer: Verbalizer | Sequence[str],
-                 config: PTuningConfig | None = None, max_length: int = 128):
+    def __init__(self, backbone: Backbone, template: PTuningTemplate | str,
+                 verbalizer: Verbalizer | Sequence[str], config: PTuningConfig | None = None,
+                 max_length: int = 128):
         config = config or PTuningConfig()
         template = PTuningTemplate(template) if isinstance(template, str) else template
         if backbone.kind == "causal-lm":
@@ -247,7 +251,7 @@ class PTuning(SoftPromptClassifier):
         if config.readout == Readout.VERBALIZER:  # label words as they follow the mask's own spacing
             self.cloze.label_ids = verbalizer.token_ids(self.tokenizer, space_before=template.mask_space)
         self._check_positions(max_length)
-        self.encode({s: [""] for s in template.text_slots})  # the template fits in max_length (before compute)
+        self.encode({s: [""] for s in template.text_slots})  # fits in max_length? (before any compute)
         n, H = template.num_virtual_tokens, self.hidden_size
         self.register_parameter("prompt", None)
         self.encoder: PromptEncoder | None = None
@@ -255,12 +259,14 @@ class PTuning(SoftPromptClassifier):
             torch.manual_seed(config.seed)
             if config.encoder == PromptEncoderType.NONE:
                 vocab = self.model.get_input_embeddings().weight  # (V, H)
-                self.prompt = nn.Parameter(initial_prompt(vocab, n, PromptTuningInit.SAMPLE_VOCAB,
-                                                          exclude=self.tokenizer.all_special_ids, seed=config.seed))
+                start = initial_prompt(vocab, n, PromptTuningInit.SAMPLE_VOCAB,
+                                       exclude=self.tokenizer.all_special_ids, seed=config.seed)  # (n, H)
+                self.prompt = nn.Parameter(start)
             else:
-                hidden = config.encoder_hidden_size or (H // 2 if config.encoder == PromptEncoderType.LSTM else H)
+                lstm = config.encoder == PromptEncoderType.LSTM
+                hidden = config.encoder_hidden_size or (H // 2 if lstm else H)
                 self.encoder = PromptEncoder(n, H, config.encoder, hidden, config.encoder_num_layers,
-                                             config.encoder_dropout)
+                                             config.encoder_dropout).to(self.device)
         self.encoder_frozen = False
 
     @property
@@ -272,8 +278,8 @@ class PTuning(SoftPromptClassifier):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         placeholder = self.tokenizer.pad_token_id or 0
-        b = self.ptemplate.encode(self.tokenizer, self.hard_columns(texts), self.max_length, causal=self.causal,
-                                  placeholder=placeholder)
+        b = self.ptemplate.encode(self.tokenizer, self.hard_columns(texts), self.max_length,
+                                  causal=self.causal, placeholder=placeholder)
         return {k: v.to(self.device) for k, v in b.items()}
 
     @torch.no_grad()
@@ -284,7 +290,8 @@ class PTuning(SoftPromptClassifier):
         further as free vectors. Does nothing when already frozen.
         """
         if self.config.encoder == PromptEncoderType.NONE:
-            raise SoftPromptError("this PTuning has no prompt encoder (encoder='NONE'): its prompt is already plain")
+            raise SoftPromptError("this PTuning has no prompt encoder (encoder='NONE'): "
+                                  "its prompt is already plain")
         if self.encoder is not None:
             self.prompt = nn.Parameter(self.encoder().detach().clone())  # (n, H)
             self.encoder = None

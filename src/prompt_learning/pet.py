@@ -128,7 +128,8 @@ class PET(ClozeClassifier):
         ids, labels = collator.torch_mask_tokens(ids.clone(), special_tokens_mask=special)
         if (labels != -100).sum() == 0:  # nothing drawn for masking in this batch
             return self.model.get_input_embeddings().weight.sum() * 0.0
-        return self.model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        return out.loss
 
 
 def _unwrap(method: nn.Module) -> nn.Module:
@@ -147,8 +148,8 @@ class PETLoss:
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha weighs the auxiliary LM loss and must be in [0, 1), got {alpha}")
         if alpha > 0 and len(unlabelled) == 0:
-            raise ValueError("alpha > 0 needs unlabelled texts for the auxiliary LM loss; pass unlabelled=[...] "
-                             "or set alpha=0")
+            raise ValueError("alpha > 0 needs unlabelled texts for the auxiliary LM loss; "
+                             "pass unlabelled=[...] or set alpha=0")
         self.unlabelled = list(unlabelled)
         self.alpha = alpha
         self.lm_batch_size = lm_batch_size
@@ -161,7 +162,8 @@ class PETLoss:
         self.last = {"ce": ce.item()}
         if self.alpha == 0:
             return ce
-        pick = self.rng.choice(len(self.unlabelled), min(self.lm_batch_size, len(self.unlabelled)), replace=False)
+        n = min(self.lm_batch_size, len(self.unlabelled))
+        pick = self.rng.choice(len(self.unlabelled), n, replace=False)
         lm = _unwrap(method).lm_loss([self.unlabelled[i] for i in pick])
         self.last["lm"] = lm.item()
         return (1 - self.alpha) * ce + self.alpha * lm

@@ -20,6 +20,7 @@ learned vectors lie closest to.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -74,14 +75,17 @@ class PromptTuningConfig:
     seed: int = 0  # for SAMPLE_VOCAB / RANDOM and the head's initial weights
 
     def __post_init__(self):
-        if not isinstance(self.num_virtual_tokens, int) or self.num_virtual_tokens < 1:
-            raise SoftPromptError(f"num_virtual_tokens must be a positive integer, got {self.num_virtual_tokens!r}: "
-                                  "a soft prompt needs at least one virtual token (Lester et al. use 1 to 150)")
+        n = self.num_virtual_tokens
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise SoftPromptError(
+                f"num_virtual_tokens must be a positive integer, got {self.num_virtual_tokens!r}: "
+                "a soft prompt needs at least one virtual token (Lester et al. use 1 to 150)")
+        self.num_virtual_tokens = int(n)
         self.init = _enum(PromptTuningInit, self.init, "init")
         self.readout = _enum(Readout, self.readout, "readout")
         if self.init == PromptTuningInit.TEXT and not (self.init_text or "").strip():
-            raise SoftPromptError("init='TEXT' needs init_text (e.g. 'Classify the sentiment of this review.'); "
-                                  "or choose init='SAMPLE_VOCAB' or 'RANDOM'")
+            raise SoftPromptError("init='TEXT' needs init_text (e.g. 'Classify the sentiment of this "
+                                  "review.'); or choose init='SAMPLE_VOCAB' or 'RANDOM'")
 
     def to_dict(self) -> dict:
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self).items()}
@@ -115,8 +119,8 @@ class SoftPromptClassifier(nn.Module):
         freeze(self.model)
         if readout == Readout.VERBALIZER:
             if not isinstance(verbalizer, Verbalizer):
-                raise SoftPromptError("the verbalizer readout needs a Verbalizer (label words); pass one, "
-                                      "or set readout='head' to train a classification head on the class names")
+                raise SoftPromptError("the verbalizer readout needs a Verbalizer (label words); pass one, or "
+                                      "set readout='head' to train a classification head on the class names")
             self.cloze = ClozeClassifier(backbone, template, verbalizer, max_length)  # validates words, slot
             self.verbalizer = verbalizer
             self.labels = list(verbalizer.labels)
@@ -129,7 +133,7 @@ class SoftPromptClassifier(nn.Module):
                 template.encode(self.tokenizer, {}, max_length, causal=True)  # raises the clear error
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
-                self.head = nn.Linear(self.hidden_size, len(self.labels))
+                self.head = nn.Linear(self.hidden_size, len(self.labels)).to(self.device)
 
     # --- what subclasses provide -------------------------------------------------------------
     def prompt_embeddings(self) -> torch.Tensor:
@@ -174,9 +178,11 @@ class SoftPromptClassifier(nn.Module):
             raise SoftPromptError("word_logits needs readout='verbalizer'; this method reads a head")
         b = self.encode(texts)
         embeds = self.embed(b["input_ids"], b["virtual_index"])  # (B, T, H)
-        return self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"], inputs_embeds=embeds)
+        return self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"],
+                                      inputs_embeds=embeds)  # (B, V)
 
-    def slot_hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
+    def slot_hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    mask_pos: torch.Tensor) -> torch.Tensor:
         """Last-layer hidden state ``(B, H)`` in the answer slot (head readout)."""
         base = self.model.base_model
         if self.causal:
@@ -192,14 +198,16 @@ class SoftPromptClassifier(nn.Module):
         embeds = self.embed(b["input_ids"], b["virtual_index"])  # (B, T, H)
         if self.readout == Readout.HEAD:
             return self.head(self.slot_hidden(embeds, b["attention_mask"], b["mask_pos"]))  # (B, C)
-        words = self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"], inputs_embeds=embeds)
+        words = self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"],
+                                       inputs_embeds=embeds)  # (B, V)
         return self.verbalizer.class_logits(words, self.cloze.label_ids)  # (B, C)
 
     def _check_positions(self, total: int) -> None:
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and total > limit:
-            raise SoftPromptError(f"{total} positions (virtual tokens + max_length) exceed the "
-                                  f"{limit} positions of {self.backbone.name!r}: lower max_length or the prompt length")
+            raise SoftPromptError(f"{total} positions (virtual tokens + max_length) exceed the {limit} "
+                                  f"positions of {self.backbone.name!r}: lower max_length or the prompt "
+                                  "length")
 
     def _verbalizer_spec(self) -> dict:
         if self.verbalizer is None:
@@ -215,8 +223,9 @@ def verbalizer_from_spec(spec: dict) -> Verbalizer | list[str]:
     return Verbalizer(spec["words"], multi_token=spec.get("multi_token", "error"))
 
 
-def initial_prompt(embeddings: torch.Tensor, n: int, init: PromptTuningInit, token_ids: list[int] | None = None,
-                   vocab_sample_size: int = 5000, exclude: Sequence[int] = (), seed: int = 0) -> torch.Tensor:
+def initial_prompt(embeddings: torch.Tensor, n: int, init: PromptTuningInit,
+                   token_ids: list[int] | None = None, vocab_sample_size: int = 5000,
+                   exclude: Sequence[int] = (), seed: int = 0) -> torch.Tensor:
     """Starting vectors ``(n, H)`` for a soft prompt, from the vocabulary ``embeddings (V, H)``."""
     gen = torch.Generator().manual_seed(seed)
     if init == PromptTuningInit.TEXT:
@@ -242,7 +251,7 @@ class PromptTuning(SoftPromptClassifier):
 
     >>> pt = PromptTuning(load_backbone("tiny-llama"), "{text} It was {mask}.",
     ...                   Verbalizer({"negative": "bad", "positive": "good"}),
-    ...                   PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was"))
+    ...                   PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was"), max_length=64)
     >>> pt(["a fine film"]).shape
     torch.Size([1, 2])
 
@@ -263,11 +272,12 @@ class PromptTuning(SoftPromptClassifier):
             text_ids = self.tokenizer(config.init_text, add_special_tokens=False)["input_ids"]
             if len(text_ids) > n:
                 raise SoftPromptError(
-                    f"init_text {config.init_text!r} is {len(text_ids)} tokens but the prompt has {n} virtual "
-                    f"tokens: shorten the text or set num_virtual_tokens >= {len(text_ids)}")
+                    f"init_text {config.init_text!r} is {len(text_ids)} tokens but the prompt has {n} "
+                    f"virtual tokens: shorten the text or set num_virtual_tokens >= {len(text_ids)}")
         vocab = self.model.get_input_embeddings().weight  # (V, H)
-        self.prompt = nn.Parameter(initial_prompt(vocab, n, config.init, text_ids, config.vocab_sample_size,
-                                                  self.tokenizer.all_special_ids, config.seed).float())  # (n, H)
+        start = initial_prompt(vocab, n, config.init, text_ids, config.vocab_sample_size,
+                               self.tokenizer.all_special_ids, config.seed)  # (n, H)
+        self.prompt = nn.Parameter(start.float())
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -278,7 +288,8 @@ class PromptTuning(SoftPromptClassifier):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         """The template's encoding with ``n`` placeholders in front (left padding stays left of the text)."""
-        b = self.template.encode(self.tokenizer, self.hard_columns(texts), self.max_length, causal=self.causal)
+        b = self.template.encode(self.tokenizer, self.hard_columns(texts), self.max_length,
+                                 causal=self.causal)
         B, n = b["input_ids"].shape[0], self.num_virtual_tokens
         pad = self.tokenizer.pad_token_id or 0
         virtual = torch.arange(n).expand(B, n)  # (B, n)
@@ -299,7 +310,8 @@ class PromptTuning(SoftPromptClassifier):
 
 
 @torch.no_grad()
-def nearest_tokens(prompts: torch.Tensor, embeddings: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_tokens(prompts: torch.Tensor, embeddings: torch.Tensor,
+                   k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and ids ``(n, k)`` of the ``k`` vocabulary vectors nearest each prompt vector."""
     if k < 1:
         raise SoftPromptError(f"k must be at least 1, got {k}")
@@ -307,7 +319,8 @@ def nearest_tokens(prompts: torch.Tensor, embeddings: torch.Tensor, k: int = 5) 
     return sims.topk(k, dim=-1)
 
 
-def nearest_token_table(method: SoftPromptClassifier, k: int = 5, prompts: torch.Tensor | None = None) -> pd.DataFrame:
+def nearest_token_table(method: SoftPromptClassifier, k: int = 5,
+                        prompts: torch.Tensor | None = None) -> pd.DataFrame:
     """One row per virtual token: its ``k`` nearest vocabulary tokens as ``'token (cosine)'``.
 
     ``prompts`` (n, H) defaults to the method's current prompt; pass a saved copy to look back.

@@ -95,7 +95,8 @@ class PromptPlayground:
         self.output = widgets.Output()
         for box in (self.template_box, *self.word_boxes.values()):
             box.observe(self.update, names="value")
-        self.widget = widgets.VBox([self.template_box, widgets.HBox(list(self.word_boxes.values())), self.output])
+        words_row = widgets.HBox(list(self.word_boxes.values()))
+        self.widget = widgets.VBox([self.template_box, words_row, self.output])
         self.table: pd.DataFrame | None = None
         self.error: str | None = None
         self.update()
@@ -134,7 +135,8 @@ def prompt_playground(backbone: Backbone, sentences: Sequence[str], template: st
     playground = PromptPlayground(backbone, sentences, template, words, max_length)
     display(playground.widget)
     if static:
-        display(HTML("<p><em>Static copy of the initial result (the boxes above need a live kernel):</em></p>"))
+        display(HTML("<p><em>Static copy of the initial result "
+                     "(the boxes above need a live kernel):</em></p>"))
         for item in playground.static():
             display(item)
     return playground

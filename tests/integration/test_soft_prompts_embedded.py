@@ -29,8 +29,8 @@ def unpadded(method, text):
 
 
 def test_prompt_tuning_matches_peft(smollm2):
-    ours = PromptTuning(smollm2, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=8, init="SAMPLE_VOCAB"),
-                        max_length=48)
+    ours = PromptTuning(smollm2, TEMPLATE, WORDS,
+                        PromptTuningConfig(num_virtual_tokens=8, init="SAMPLE_VOCAB"), max_length=48)
     peft = get_peft_model(smollm2.model, PeftPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=8))
     with torch.no_grad():
         peft.prompt_encoder["default"].embedding.weight.copy_(ours.prompt)
@@ -69,9 +69,9 @@ def test_checkpoint_round_trip_and_refusal(smollm2, tmp_path):
 def test_a_soft_prompt_learns_movie_reviews(smollm2):
     data = movie_reviews()
     train, test = few_shot(data["pool"], 8, seed=0), stratified_head(data["test"], 32)
-    method = PromptTuning(smollm2, "{text} It was {mask}.", Verbalizer({"negative": "terrible", "positive": "great"}),
-                          PromptTuningConfig(num_virtual_tokens=8, init_text="Is this movie review positive?"),
-                          max_length=48)
+    words = Verbalizer({"negative": "terrible", "positive": "great"})
+    config = PromptTuningConfig(num_virtual_tokens=8, init_text="Is this movie review positive?")
+    method = PromptTuning(smollm2, "{text} It was {mask}.", words, config, max_length=48)
     before = evaluate(method, test)["accuracy"]
     hist = fit(method, train, steps=8, lr=3e-2, batch_size=8, seed=0, progress=False)
     assert hist.final_loss < hist.loss[0]

@@ -23,11 +23,13 @@ def trained(method, data):
 
 def prompt_tuning(name="tiny-llama", **kw):
     return PromptTuning(load_backbone(name), "{text} It was {mask}.", WORDS,
-                        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", **kw), max_length=64)
+                        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", **kw),
+                        max_length=64)
 
 
 def p_tuning(name="tiny-llama", **kw):
-    return PTuning(load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(**kw), max_length=64)
+    return PTuning(load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(**kw),
+                   max_length=64)
 
 
 @pytest.mark.parametrize("make", [
@@ -127,10 +129,11 @@ def test_not_a_checkpoint_is_refused(tmp_path):
 
 def test_tampered_parameters_are_refused(tmp_path):
     save_prompt(prompt_tuning(), tmp_path / "ckpt")
-    save_file({"prompt": torch.zeros(4, 32), "extra": torch.zeros(1)}, tmp_path / "ckpt" / "prompt.safetensors")
+    weights = tmp_path / "ckpt" / "prompt.safetensors"
+    save_file({"prompt": torch.zeros(4, 32), "extra": torch.zeros(1)}, weights)
     with pytest.raises(CheckpointError, match="do not match"):
         load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
-    save_file({"prompt": torch.zeros(5, 32)}, tmp_path / "ckpt" / "prompt.safetensors")
+    save_file({"prompt": torch.zeros(5, 32)}, weights)
     with pytest.raises(CheckpointError, match="shape"):
         load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 

@@ -46,7 +46,7 @@ def test_template_places_virtual_tokens_among_anchors():
     anchor = len(pt.tokenizer(" It was", add_special_tokens=False)["input_ids"])
     assert row.tolist()[:2] == [0, 1] and row.tolist()[-anchor - 1] == 2 and (row[2:-anchor - 1] == -1).all()
     real = b["input_ids"][0][b["attention_mask"][0].bool() & (b["virtual_index"][0] < 0)]
-    assert real.tolist() == hard["input_ids"][0].tolist()  # the anchors and text, tokenised as in running text
+    assert real.tolist() == hard["input_ids"][0].tolist()  # anchors and text tokenised as in running text
 
 
 def test_positions_counted_over_interleaved_virtual_tokens():
@@ -156,4 +156,5 @@ def test_virtual_token_after_the_mask_of_a_causal_lm_is_refused():
 
 def test_template_too_long_for_max_length_is_refused():
     with pytest.raises(TemplateError, match="raise max_length"):
-        PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS, max_length=16)
+        PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS,
+                max_length=16)

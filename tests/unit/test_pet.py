@@ -40,7 +40,7 @@ def test_tuning_everything_lowers_the_loss(name, sentiment_toy):
 @pytest.mark.parametrize("name", ["tiny-roberta", "tiny-gpt2"])
 def test_frozen_trains_only_the_label_word_vectors(name, sentiment_toy):
     pet = PET(load_backbone(name), T, V, tune="frozen")
-    hidden = pet.model.config.hidden_size if hasattr(pet.model.config, "hidden_size") else pet.model.config.n_embd
+    hidden = pet.model.get_output_embeddings().weight.shape[1]
     assert pet.trainable_parameters() == 3 * hidden + 3  # three label words: vectors and biases
     before, words = snapshot(pet.model), pet.word_vectors.detach().clone()
     hist = fit(pet, sentiment_toy, steps=40, lr=0.1, batch_size=8, progress=False)
@@ -80,7 +80,8 @@ def test_pet_loss_mixes_cross_entropy_and_lm_loss(sentiment_toy):
     plain = PETLoss(alpha=0.0)(pet, batch)
     mixed = PETLoss(["the film was fun", "a dull plot"], alpha=0.25, lm_batch_size=2)
     total = mixed(pet, batch)
-    torch.testing.assert_close(total, 0.75 * plain + 0.25 * torch.tensor(mixed.last["lm"]), atol=1e-5, rtol=1e-5)
+    expected = 0.75 * plain + 0.25 * torch.tensor(mixed.last["lm"])
+    torch.testing.assert_close(total, expected, atol=1e-5, rtol=1e-5)
     assert mixed.last["ce"] == pytest.approx(plain.item(), abs=1e-6)
 
 

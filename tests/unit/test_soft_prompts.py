@@ -1,5 +1,6 @@
 """Prompt tuning: PEFT's numbers, positions counted over the virtual tokens, inits, readouts, errors."""
 
+import numpy as np
 import pytest
 import torch
 from peft import PromptTuningConfig as PeftPromptTuningConfig
@@ -100,7 +101,8 @@ def test_inits():
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-bert"])
 def test_head_readout(name, sentiment_toy):
     pt = PromptTuning(load_backbone(name), TEMPLATE, ["negative", "positive"],
-                      PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head"), max_length=64)
+                      PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head"),
+                      max_length=64)
     assert pt.readout is Readout.HEAD and len(pt.trainable_parameters()) == 3  # prompt, head weight, bias
     start = pt.prompt.detach().clone()
     fit(pt, all_positive(sentiment_toy), steps=20, lr=0.05, batch_size=4, seed=0, progress=False)
@@ -115,7 +117,8 @@ def test_head_readout_on_an_encoder_without_lm_head(sentiment_toy):
                       PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", readout="head"), max_length=64)
     assert pt(sentiment_toy["text"][:3]).shape == (3, 2)
     with pytest.raises(ValueError, match="needs an LM head"):
-        PromptTuning(encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM"), max_length=64)
+        PromptTuning(encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM"),
+                     max_length=64)
 
 
 def test_nearest_tokens_of_a_text_init_are_the_text():
@@ -131,14 +134,19 @@ def test_nearest_tokens_of_a_text_init_are_the_text():
 
 # --- bad input: each a clear error, raised before any compute ---------------------------------
 
-@pytest.mark.parametrize("n", [0, -3])
+@pytest.mark.parametrize("n", [0, -3, 2.5, "4", True])
 def test_zero_virtual_tokens_is_refused(n):
     with pytest.raises(SoftPromptError, match="at least one virtual token"):
         PromptTuningConfig(num_virtual_tokens=n)
 
 
+def test_numpy_integer_length_is_accepted():
+    assert PromptTuningConfig(num_virtual_tokens=np.int64(3)).num_virtual_tokens == 3
+
+
 def test_init_text_longer_than_the_prompt_is_refused():
-    with pytest.raises(SoftPromptError, match=r"is 4 tokens but the prompt has 2 virtual tokens.*num_virtual_tokens >= 4"):
+    with pytest.raises(SoftPromptError,
+                       match=r"is 4 tokens but the prompt has 2 virtual tokens.*num_virtual_tokens >= 4"):
         make(n=2, init="TEXT", init_text="the movie was great")
 
 
@@ -162,8 +170,8 @@ def test_verbalizer_readout_needs_a_verbalizer():
 
 def test_prompt_plus_text_longer_than_the_positions_is_refused():
     with pytest.raises(SoftPromptError, match="exceed the 128 positions of 'tiny-llama'"):
-        make(n=10, init="RANDOM").__class__(load_backbone("tiny-llama"), TEMPLATE, WORDS,
-                                            PromptTuningConfig(num_virtual_tokens=10, init="RANDOM"), max_length=120)
+        PromptTuning(load_backbone("tiny-llama"), TEMPLATE, WORDS,
+                     PromptTuningConfig(num_virtual_tokens=10, init="RANDOM"), max_length=120)
 
 
 def test_word_logits_needs_the_verbalizer_readout():

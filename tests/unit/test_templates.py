@@ -76,7 +76,8 @@ def test_space_before_the_mask_moves_into_the_slot_for_bpe():
 
 def test_causal_encoding_stops_before_the_slot_and_pads_left():
     tok = load_backbone("tiny-gpt2").tokenizer
-    batch = Template("{text} it was {mask}.").encode(tok, {"text": ["fun", "a very boring film"]}, 64, causal=True)
+    texts = {"text": ["fun", "a very boring film"]}
+    batch = Template("{text} it was {mask}.").encode(tok, texts, 64, causal=True)
     assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].tolist() == [1, 1]
     assert batch["mask_pos"].tolist() == [batch["input_ids"].shape[1] - 1] * 2
     last = tok.convert_ids_to_tokens(batch["input_ids"][1])[-2:]

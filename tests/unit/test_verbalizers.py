@@ -49,7 +49,8 @@ def test_multi_token_word_names_the_word_and_its_tokens(name):
     with pytest.raises(VerbalizerError) as err:
         Verbalizer({"negative": "bad", "positive": "excellent"}).token_ids(tok, space_before=True)
     msg = str(err.value)
-    assert "'excellent'" in msg and "class 'positive'" in msg and "'Ġ'" in msg and "multi_token='first'" in msg
+    assert "'excellent'" in msg and "class 'positive'" in msg
+    assert "'Ġ'" in msg and "multi_token='first'" in msg
 
 
 def test_multi_token_first_scores_the_first_token():
@@ -66,7 +67,8 @@ def test_leading_space_decides_the_token_and_the_error_says_so():
     with pytest.raises(VerbalizerError) as err:
         v.token_ids(tok, space_before=False)
     msg = str(err.value)
-    assert "'terrible'" in msg and "['ter', 'rible']" in msg and "one token ['Ġterrible'] with the space" in msg
+    assert "'terrible'" in msg and "['ter', 'rible']" in msg
+    assert "one token ['Ġterrible'] with the space" in msg
 
 
 def test_bpe_label_ids_follow_the_templates_space():
@@ -74,7 +76,8 @@ def test_bpe_label_ids_follow_the_templates_space():
     v = Verbalizer({"negative": "bad", "positive": "good"})
     spaced = ClozeClassifier(load_backbone("tiny-gpt2"), "{text} it was {mask}.", v).label_ids
     glued = ClozeClassifier(load_backbone("tiny-gpt2"), "{text} it was:{mask}", v).label_ids
-    assert tok.convert_ids_to_tokens(spaced[1]) == ["Ġgood"] and tok.convert_ids_to_tokens(glued[1]) == ["good"]
+    assert tok.convert_ids_to_tokens(spaced[1]) == ["Ġgood"]
+    assert tok.convert_ids_to_tokens(glued[1]) == ["good"]
 
 
 def test_unknown_word_is_refused_for_wordpiece():

@@ -13,8 +13,8 @@ SENTENCES = ["a great film", "the plot was boring and dull"]
 @pytest.mark.parametrize("name, template", [("tiny-gpt2", "{text} it was {mask}."),
                                             ("tiny-bert", "it was {mask} : {text}")])
 def test_probabilities_are_a_distribution_per_sentence(name, template):
-    table = label_word_probabilities(load_backbone(name), template, {"negative": "bad, awful", "positive": "good"},
-                                     SENTENCES)
+    words = {"negative": "bad, awful", "positive": "good"}
+    table = label_word_probabilities(load_backbone(name), template, words, SENTENCES)
     assert list(table.columns) == ["negative", "positive"] and list(table.index) == SENTENCES
     assert np.allclose(table.sum(1).values, 1.0, atol=1e-5) and (table.values > 0).all()
 
