@@ -9,6 +9,17 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 .PHONY: book test setup clean browser
 
+setup: $(VENV)/.ready
+
+# torch first, from the CPU index's wheel pinned by TORCH: a plain `torch` requirement would pull
+# a multi-gigabyte CUDA build.
+$(VENV)/.ready: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
 # MathJax and the widget manager are served from the site itself (see book/fetch_assets.py).
 ASSETS := book/_static/mathjax/tex-chtml.js book/_static/widgets/embed-amd.js
 
