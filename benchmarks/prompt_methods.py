@@ -1,183 +1,19 @@
 """Our prompt methods against 🤗 PEFT's on SmolLM2: one training step's time and peak memory.
 
-Same backbone, same batch (8 sentences × 64 tokens), same number of virtual tokens, same loss
-(cross-entropy over two label words at the last position; PEFT is given ``logits_to_keep=1`` too).
-Runs alternate between ours and PEFT's, several repeats; medians are reported as ratios ours/PEFT.
-The frozen-backbone step is also compared with a plain no-grad forward of the same batch.
+Run:  python benchmarks/prompt_methods.py [--repeats 7] [--tokens 64] [--virtual 20] [--json out.json]
 
-Run:  python benchmarks/prompt_methods.py [--repeats 7] [--tokens 20] [--json out.json]
-Peak memory: CUDA's max_memory_allocated on a GPU; on a CPU each method runs in a fresh process
-and the peak growth of resident memory during three steps (sampled every 2 ms) is taken.
+Prints medians over alternating repeats and the ratios ours/PEFT (time and peak memory), and our
+frozen-backbone step over a no-grad forward. The measurement itself is
+:mod:`prompt_learning.benchmark` (chapter 8 runs it too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
-import time
 
-import torch
-import torch.nn.functional as F
-
-from prompt_learning import Verbalizer, load_backbone
+from prompt_learning.benchmark import compare
 from prompt_learning.notebook import quiet
-
-TEMPLATE = "Review: {text}\nSentiment: {mask}"
-WORDS = Verbalizer({"negative": "negative", "positive": "positive"})
-METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
-
-
-def batch_texts(tokenizer, batch: int = 8, tokens: int = 64) -> list[str]:
-    """``batch`` review-like texts of about ``tokens`` tokens each once templated."""
-    base = ("the film is a wonderful and moving story with great actors, though the plot drags a little "
-            "in the middle and the music is too loud; still, i would watch it again with friends. ") * 4
-    ids = tokenizer(base, add_special_tokens=False)["input_ids"][: tokens - 8]
-    text = tokenizer.decode(ids)
-    return [text] * batch
-
-
-def ours(name: str, backbone, n: int):
-    if name == "prompt_tuning":
-        from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig
-        return PromptTuning(backbone, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=n, init="RANDOM"))
-    if name == "p_tuning":
-        from prompt_learning.p_tuning import PTuning, PTuningConfig, virtual_tokens
-        return PTuning(backbone, virtual_tokens(n) + TEMPLATE, WORDS,
-                       PTuningConfig(encoder="MLP", encoder_hidden_size=backbone.config.hidden_size))
-    from prompt_learning.prefix_tuning import PrefixTuning, PrefixTuningConfig
-    return PrefixTuning(backbone, PrefixTuningConfig(num_virtual_tokens=n, reparameterize=False, init="random"),
-                        template=TEMPLATE, verbalizer=WORDS)
-
-
-def peft(name: str, backbone, n: int):
-    from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType, get_peft_model
-    cfg = {"prompt_tuning": lambda: PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n),
-           "p_tuning": lambda: PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n,
-                                                   encoder_reparameterization_type="MLP",
-                                                   encoder_hidden_size=backbone.config.hidden_size),
-           "prefix_tuning": lambda: PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n)}[name]()
-    return get_peft_model(backbone.model, cfg)
-
-
-def step_fn(impl: str, method, backbone, texts: list[str]):
-    """One closure = one training step (forward, backward, optimiser step)."""
-    labels = torch.tensor([0, 1] * (len(texts) // 2))
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3)
-    if impl == "ours":
-        def loss():
-            return F.cross_entropy(method(texts), labels)
-    else:
-        from prompt_learning.cloze import ClozeClassifier
-        cloze = ClozeClassifier(backbone, TEMPLATE, WORDS)
-        enc = cloze.encode(texts)
-        ids = [i for group in cloze.label_ids for i in group]
-
-        def loss():
-            logits = method(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                            logits_to_keep=1).logits[:, -1, ids]  # (B, C)
-            return F.cross_entropy(logits, labels)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        value = loss()
-        value.backward()
-        opt.step()
-        return value.item()
-    return step
-
-
-def forward_fn(backbone, texts):
-    from prompt_learning.cloze import ClozeClassifier
-    cloze = ClozeClassifier(backbone, TEMPLATE, WORDS)
-
-    def forward():
-        with torch.no_grad():
-            cloze(texts)
-    return forward
-
-
-def timed(fn, sync) -> float:
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
-
-
-def time_all(n: int, repeats: int, tokens: int) -> dict:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    results = {}
-    for name in METHODS:
-        fns = {}
-        for impl in ("ours", "peft"):
-            backbone = load_backbone("smollm2-135m")
-            backbone.model.to(device)
-            method = (ours if impl == "ours" else peft)(name, backbone, n).to(device)
-            fns[impl] = step_fn(impl, method, backbone, batch_texts(backbone.tokenizer, tokens=tokens))
-            fns[impl]()  # warm-up
-        times = {"ours": [], "peft": []}
-        for _ in range(repeats):  # alternate, so drifts in machine load hit both alike
-            for impl in ("ours", "peft"):
-                times[impl].append(timed(fns[impl], sync))
-        results[name] = {impl: statistics.median(t) for impl, t in times.items()}
-    backbone = load_backbone("smollm2-135m")
-    backbone.model.to(device)
-    fwd = forward_fn(backbone, batch_texts(backbone.tokenizer, tokens=tokens))
-    fwd()
-    results["forward_no_grad"] = statistics.median(timed(fwd, sync) for _ in range(repeats))
-    return results
-
-
-def peak_memory(name: str, impl: str, n: int, tokens: int) -> float:
-    """Extra peak memory (MiB) of three training steps over the loaded model."""
-    if torch.cuda.is_available():
-        backbone = load_backbone("smollm2-135m")
-        backbone.model.to("cuda")
-        method = (ours if impl == "ours" else peft)(name, backbone, n).to("cuda")
-        step = step_fn(impl, method, backbone, batch_texts(backbone.tokenizer, tokens=tokens))
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        for _ in range(3):
-            step()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    code = (f"import benchmarks.prompt_methods as b; from prompt_learning import load_backbone;"
-            f"bb = load_backbone('smollm2-135m'); m = b.{'ours' if impl == 'ours' else 'peft'}('{name}', bb, {n});"
-            f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
-            f"print(b.rss_growth(lambda: [s() for _ in range(3)]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def rss_growth(fn, every: float = 0.002) -> float:
-    """Peak resident memory (MiB) reached while ``fn`` runs, above the level before it."""
-    import gc
-    import threading
-
-    import psutil
-
-    gc.collect()
-    proc = psutil.Process()
-    base = peak = proc.memory_info().rss
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, proc.memory_info().rss)
-            time.sleep(every)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    fn()
-    done.set()
-    watcher.join()
-    return (max(peak, proc.memory_info().rss) - base) / 2**20
 
 
 def main() -> None:
@@ -187,30 +23,22 @@ def main() -> None:
     ap.add_argument("--virtual", type=int, default=20, help="virtual tokens of every method")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    if min(args.repeats, args.tokens, args.virtual) < 1:
+        ap.error("--repeats, --tokens and --virtual must be positive")
     quiet()
-    torch.manual_seed(0)
-    times = time_all(args.virtual, args.repeats, args.tokens)
-    rows = []
-    for name in METHODS:
-        mem = {impl: peak_memory(name, impl, args.virtual, args.tokens) for impl in ("ours", "peft")}
-        t = times[name]
-        rows.append({"method": name, "ours_s": t["ours"], "peft_s": t["peft"], "time_ratio": t["ours"] / t["peft"],
-                     "ours_mib": mem["ours"], "peft_mib": mem["peft"],
-                     "memory_ratio": mem["ours"] / mem["peft"] if mem["peft"] > 0 else float("nan"),
-                     "step_over_forward": t["ours"] / times["forward_no_grad"]})
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    result = compare(args.repeats, args.tokens, args.virtual)
     print(f"SmolLM2-135M, batch 8 × {args.tokens} tokens, {args.virtual} virtual tokens, "
-          f"{args.repeats} alternating repeats, medians; device: {device}")
-    print(f"no-grad forward of the batch: {times['forward_no_grad']:.3f} s")
+          f"{args.repeats} alternating repeats, medians; device: {result['device']}")
+    print(f"no-grad forward of the batch: {result['forward_no_grad_s']:.3f} s")
     print(f"{'method':<15}{'ours s':>9}{'PEFT s':>9}{'time ours/PEFT':>16}{'ours MiB':>10}{'PEFT MiB':>10}"
           f"{'mem ours/PEFT':>15}{'step/forward':>14}")
-    for r in rows:
-        print(f"{r['method']:<15}{r['ours_s']:>9.3f}{r['peft_s']:>9.3f}{r['time_ratio']:>16.2f}{r['ours_mib']:>10.0f}"
-              f"{r['peft_mib']:>10.0f}{r['memory_ratio']:>15.2f}{r['step_over_forward']:>14.2f}")
+    for r in result["rows"]:
+        print(f"{r['method']:<15}{r['ours_s']:>9.3f}{r['peft_s']:>9.3f}{r['time_ratio']:>16.2f}"
+              f"{r['ours_mib']:>10.0f}{r['peft_mib']:>10.0f}{r['memory_ratio']:>15.2f}"
+              f"{r['step_over_forward']:>14.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device, "forward_no_grad_s": times["forward_no_grad"], "rows": rows,
-                       "batch": 8, "tokens": args.tokens, "virtual": args.virtual, "repeats": args.repeats}, f, indent=1)
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ class PTuningV2(nn.Module):
     def __init__(self, backbone: Backbone, num_classes: int, config: PTuningV2Config = PTuningV2Config()):
         super().__init__()
         if backbone.kind not in ("encoder", "masked-lm"):
-            raise PrefixError(f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a {backbone.kind}. "
+            raise PrefixError(f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a "
+                              f"{backbone.kind}. "
                               "Use an encoder (e.g. 'minilm-l6'), or PrefixTuning with a template on an LM")
         if config.pooling not in ("first", "mean"):
             raise PrefixError(f"pooling={config.pooling!r}: choose 'first' ([CLS], the paper) or 'mean'")

@@ -64,7 +64,8 @@ def split_table(table: torch.Tensor, slots: list[AttentionSlot]) -> tuple[dict, 
     return keys, values
 
 
-def join_table(kv: dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]], slots: list[AttentionSlot]) -> torch.Tensor:
+def join_table(kv: dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]],
+               slots: list[AttentionSlot]) -> torch.Tensor:
     """Inverse of :func:`split_table` for one sequence: ``(1, H_kv, P, d)`` pairs → ``(P, W)``."""
     flat = lambda x: x[0].permute(1, 0, 2).reshape(x.shape[2], -1)  # noqa: E731  (P, H_kv·d)
     return torch.cat([torch.cat([flat(kv[s][0]), flat(kv[s][1])], -1) for s in slots], -1)  # (P, W)
@@ -127,7 +128,8 @@ class PrefixEncoder(nn.Module):
         return float((self.full_table() - target).pow(2).mean())
 
 
-def word_activations(backbone: Backbone, text: str, num_tokens: int, slots: list[AttentionSlot]) -> torch.Tensor:
+def word_activations(backbone: Backbone, text: str, num_tokens: int,
+                     slots: list[AttentionSlot]) -> torch.Tensor:
     """The table ``(P, W)`` of keys/values the backbone computes on ``text`` (repeated or cut to P tokens)."""
     ids = backbone.tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
@@ -155,11 +157,14 @@ class PrefixTuning(nn.Module):
         if config.num_virtual_tokens < 0:
             raise PrefixError(f"num_virtual_tokens must be ≥ 0, got {config.num_virtual_tokens}")
         if (template is None) != (verbalizer is None):
-            raise PrefixError("classification needs both a template and a verbalizer (or neither, to generate)")
+            raise PrefixError("classification needs both a template and a verbalizer "
+                              "(or neither, to generate)")
         if backbone.kind == "encoder":
-            raise PrefixError(f"{backbone.name!r} has no LM head, so there is nothing to generate or fill in: "
+            raise PrefixError(f"{backbone.name!r} has no LM head, so there is nothing to generate or fill "
+                              "in: "
                               "use PTuningV2 (deep prompts with a classification head) on an encoder")
-        self.backbone, self.model, self.tokenizer, self.config = backbone, backbone.model, backbone.tokenizer, config
+        self.backbone, self.model, self.tokenizer = backbone, backbone.model, backbone.tokenizer
+        self.config = config
         self.model.requires_grad_(False)
         self.slot_of = enable_prefixes(self.model)  # attention module → slot
         self.slots = list(dict.fromkeys(self.slot_of.values()))
@@ -181,7 +186,8 @@ class PrefixTuning(nn.Module):
     def prefix(self) -> KVPrefix:
         """The current prefix (through the MLP while reparameterised) for ``kv_prefix=``."""
         keys, values = self.prompts()
-        return KVPrefix(self.slot_of, keys, values, self.config.num_virtual_tokens, self.config.shift_positions)
+        cfg = self.config
+        return KVPrefix(self.slot_of, keys, values, cfg.num_virtual_tokens, cfg.shift_positions)
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -219,7 +225,8 @@ class PrefixTuning(nn.Module):
     def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
         """Greedy continuations of ``sources`` (cut at the first newline when ``newline``)."""
         self._check_generative()
-        b = encode_pairs(self.tokenizer, sources, None, seq2seq=self.backbone.kind == "seq2seq", device=self.device)
+        b = encode_pairs(self.tokenizer, sources, None, seq2seq=self.backbone.kind == "seq2seq",
+                         device=self.device)
         with torch.no_grad():
             prefix = self.prefix()
         ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], prefix=prefix,
@@ -235,8 +242,8 @@ class PrefixTuning(nn.Module):
     def save_prefix(self, path: str) -> None:
         """Save the collapsed prefix table ``(P, W)`` (safetensors) with the backbone's name."""
         table = self.prompts.full_table().detach().contiguous().cpu()
-        save_file({"table": table}, path, metadata={"backbone": self.backbone.name,
-                                                    "num_virtual_tokens": str(self.config.num_virtual_tokens)})
+        meta = {"backbone": self.backbone.name, "num_virtual_tokens": str(self.config.num_virtual_tokens)}
+        save_file({"table": table}, path, metadata=meta)
 
     def load_prefix(self, path: str) -> None:
         """Load a table saved by :meth:`save_prefix` (collapses this prefix first)."""
@@ -245,7 +252,8 @@ class PrefixTuning(nn.Module):
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
         if meta.get("backbone") != self.backbone.name:
-            raise PrefixError(f"{path} holds a prefix for {meta.get('backbone')!r}, not {self.backbone.name!r}: "
+            raise PrefixError(f"{path} holds a prefix for {meta.get('backbone')!r}, "
+                              f"not {self.backbone.name!r}: "
                               "load it into a PrefixTuning on that backbone")
         table = load_file(path)["table"]
         if table.shape != self.prompts.full_table().shape:

@@ -158,9 +158,9 @@ class SoftPromptClassifier(nn.Module):
         self.model.eval()  # frozen backbone: no dropout, the same function at train and test time
         return self
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """The parameters that train (the prompt, its encoder, the head): never the backbone's."""
-        return [p for p in self.parameters() if p.requires_grad]
+    def trainable_parameters(self) -> int:
+        """How many numbers train (the prompt, its encoder, the head): never the backbone's."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def hard_columns(self, texts) -> dict[str, list[str]]:
         return {"text": list(texts)} if not isinstance(texts, dict) else texts

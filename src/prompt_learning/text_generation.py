@@ -124,8 +124,8 @@ def greedy_generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     if seq2seq:
         cache = EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
         enc = prefixed_forward(model.get_encoder(), prefix, input_ids, attention_mask)
-        step = dict(encoder_outputs=enc, attention_mask=attention_mask,
-                    decoder_input_ids=torch.full((batch, 1), cfg.decoder_start_token_id, device=input_ids.device))
+        start = torch.full((batch, 1), cfg.decoder_start_token_id, device=input_ids.device)
+        step = dict(encoder_outputs=enc, attention_mask=attention_mask, decoder_input_ids=start)
     else:
         cache = DynamicCache(config=cfg)
         embeds, attention_mask = _embed(model, input_ids, attention_mask, soft_prompt)
@@ -172,7 +172,8 @@ def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores = [scorer.score(r, p) for p, r in zip(predictions, references, strict=True)]
-    return {k: sum(s[k].fmeasure for s in scores) / max(1, len(scores)) for k in ("rouge1", "rouge2", "rougeL")}
+    keys = ("rouge1", "rouge2", "rougeL")
+    return {k: sum(s[k].fmeasure for s in scores) / max(1, len(scores)) for k in keys}
 
 
 def generation_loss(method: nn.Module, batch: dict) -> torch.Tensor:
@@ -199,7 +200,8 @@ class SoftPromptLM(nn.Module):
         super().__init__()
         if backbone.kind != "causal-lm":
             raise ValueError(f"SoftPromptLM needs a causal LM; {backbone.name!r} is a {backbone.kind}")
-        self.backbone, self.model, self.tokenizer, self.config = backbone, backbone.model, backbone.tokenizer, config
+        self.backbone, self.model, self.tokenizer = backbone, backbone.model, backbone.tokenizer
+        self.config = config
         self.model.requires_grad_(False)
         table = self.model.get_input_embeddings().weight  # (V, H)
         if config.init_text:

@@ -34,7 +34,8 @@ def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
     table = peft_model.prompt_encoder["default"].embedding.weight  # (5, 30·2·3·64): 3 KV heads of 9
     with torch.no_grad():
         table.normal_()
-    ours = PrefixTuning(smollm2, PrefixTuningConfig(num_virtual_tokens=5, init=PrefixInit.RANDOM, reparameterize=False))
+    config = PrefixTuningConfig(num_virtual_tokens=5, init=PrefixInit.RANDOM, reparameterize=False)
+    ours = PrefixTuning(smollm2, config)
     ours.prompts.set_table(table)
     enc = smollm2.tokenizer(TEXTS, padding=True, return_tensors="pt", padding_side="right")
     with torch.no_grad():
@@ -47,8 +48,8 @@ def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
 def test_smollm2_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(smollm2):
     pt = PrefixTuning(smollm2, PrefixTuningConfig(num_virtual_tokens=4, reparameterize=False,
                                                   init_text="Write a headline"))
-    enc = encode_pairs(smollm2.tokenizer, ["Article: Shares rose in Tokyo.\nHeadline:", "Article: Rain.\nHeadline:"],
-                       None, seq2seq=False)
+    sources = ["Article: Shares rose in Tokyo.\nHeadline:", "Article: Rain.\nHeadline:"]
+    enc = encode_pairs(smollm2.tokenizer, sources, None, seq2seq=False)
     ids, mask = enc["input_ids"], enc["attention_mask"]  # left padded
     with torch.no_grad():
         prefix = pt.prefix()
@@ -93,8 +94,8 @@ def test_minilm_p_tuning_v2_left_and_right_padding_agree(minilm):
     for i in range(len(TEXTS)):
         left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
     with torch.no_grad():
-        torch.testing.assert_close(m.features(left_ids, right["attention_mask"].flip(-1)), m.features(**right),
-                                   atol=1e-4, rtol=1e-4)
+        left = m.features(left_ids, right["attention_mask"].flip(-1))
+        torch.testing.assert_close(left, m.features(**right), atol=1e-4, rtol=1e-4)
 
 
 def test_minilm_prefix_plus_text_beyond_512_positions_is_an_error(minilm):

@@ -102,12 +102,15 @@ def test_encoder_prefix_equals_an_eager_recomputation():
     ids, mask, _ = batch("tiny-bert")
     with torch.no_grad():
         got = prefixed_forward(model.bert, prefix, ids, mask).last_hidden_state
-        want = eager_bert(model.bert, [prefix.keys[s] for s in slots], [prefix.values[s] for s in slots], ids, mask, 4)
+        keys, values = [prefix.keys[s] for s in slots], [prefix.values[s] for s in slots]
+        want = eager_bert(model.bert, keys, values, ids, mask, 4)
     torch.testing.assert_close(got[mask.bool()], want[mask.bool()], atol=1e-5, rtol=1e-4)
 
 
 def test_slots_of_each_family():
-    kinds = lambda name: {(s.stack, s.kind) for s in find_slots(load_backbone(name).model).values()}  # noqa: E731
+    def kinds(name):
+        return {(s.stack, s.kind) for s in find_slots(load_backbone(name).model).values()}
+
     assert kinds("tiny-llama") == {("decoder", "self")}
     assert kinds("tiny-gpt2") == {("decoder", "self")}
     assert kinds("tiny-bert") == {("encoder", "self")}
@@ -175,7 +178,8 @@ def test_gradients_reach_every_layer_of_the_prefix_not_the_backbone():
     slots = list(dict.fromkeys(slot_of.values()))
     table = torch.randn(3, sum(s.width for s in slots), requires_grad=True)
     ids, mask, _ = batch("tiny-llama")
-    prefixed_forward(model, KVPrefix(slot_of, *split_table(table, slots), 3), ids, mask).logits.sum().backward()
+    prefix = KVPrefix(slot_of, *split_table(table, slots), 3)
+    prefixed_forward(model, prefix, ids, mask).logits.sum().backward()
     per_slot = table.grad.split([s.width for s in slots], dim=1)
     assert all(g.abs().sum() > 0 for g in per_slot)
     assert all(p.grad is None for p in model.parameters())

@@ -8,7 +8,7 @@ from prompt_learning.backbones import load_backbone
 from prompt_learning.kv_prefix import PrefixError, prefixed_forward
 from prompt_learning.prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig
 from prompt_learning.text_generation import (
-    SoftPromptLM, SoftPromptLMConfig, encode_pairs, greedy_generate, lm_loss, rouge,
+    SoftPromptLM, SoftPromptLMConfig, encode_pairs, greedy_generate, lm_loss, rouge, truncate_tokens,
 )
 from prompt_learning.verbalizers import Verbalizer
 
@@ -43,7 +43,8 @@ def reference_greedy(model, prefix, ids, mask, steps: int, decoder_start: int | 
             nxt = logits.argmax(-1)
             ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
         else:
-            logits = prefixed_forward(model, prefix, ids, mask, decoder_input_ids=dec, use_cache=False).logits[:, -1]
+            logits = prefixed_forward(model, prefix, ids, mask, decoder_input_ids=dec,
+                                      use_cache=False).logits[:, -1]
             nxt = logits.argmax(-1)
             dec = torch.cat([dec, nxt[:, None]], 1)
         out.append(nxt)
@@ -59,7 +60,8 @@ def test_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(name):
     start = b.model.config.decoder_start_token_id if name == "tiny-bart" else None
     with torch.no_grad():
         prefix = pt.prefix()
-        got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], prefix=prefix, max_new_tokens=8)
+        got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], prefix=prefix,
+                              max_new_tokens=8)
         want = reference_greedy(b.model, prefix, enc["input_ids"], enc["attention_mask"], 8, start)
         plain = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=8)
     assert torch.equal(got, want)
@@ -78,7 +80,8 @@ def test_word_initialisation_equals_reading_the_words_first(reparameterize):
         pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=p, init=PrefixInit.WORDS, init_text=words,
                                                 reparameterize=reparameterize, reparam_hidden=32))
         text = torch.tensor(b.tokenizer(" very good", add_special_tokens=False)["input_ids"])[None]
-        both = torch.cat([torch.tensor(b.tokenizer(words, add_special_tokens=False)["input_ids"])[None], text], 1)
+        word_ids = torch.tensor(b.tokenizer(words, add_special_tokens=False)["input_ids"])[None]
+        both = torch.cat([word_ids, text], 1)
         with torch.no_grad():
             got = prefixed_forward(b.model, pt.prefix(), text).logits
             want = b.model(input_ids=both).logits[:, p:]
@@ -87,7 +90,8 @@ def test_word_initialisation_equals_reading_the_words_first(reparameterize):
 
 def test_reparameterised_prefix_is_fitted_to_the_words_then_collapses_unchanged():
     b = load_backbone("tiny-llama")
-    pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=4, reparam_hidden=32, init_text="the film was"))
+    config = PrefixTuningConfig(num_virtual_tokens=4, reparam_hidden=32, init_text="the film was")
+    pt = PrefixTuning(b, config)
     assert pt.init_error < 1e-8
     assert pt.trainable_parameters() > pt.prefix_parameters()  # the MLP is bigger than its output
     ids = torch.tensor([[5, 6, 7, 8]])
@@ -103,8 +107,8 @@ def test_save_and_load_the_collapsed_prefix(tmp_path):
     b = load_backbone("tiny-gpt2")
     pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
     pt.save_prefix(str(tmp_path / "p.safetensors"))
-    other = PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16,
-                                                                        init=PrefixInit.RANDOM))
+    other = PrefixTuning(load_backbone("tiny-gpt2"),
+                         PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
     other.load_prefix(str(tmp_path / "p.safetensors"))
     torch.testing.assert_close(other.prompts.full_table(), pt.prompts.full_table())
     wrong = PrefixTuning(load_backbone("tiny-llama"), PrefixTuningConfig(num_virtual_tokens=3, **RANDOM))
@@ -131,7 +135,8 @@ def test_training_moves_only_the_prefix_and_lowers_the_loss():
 def test_lm_loss_scores_only_the_target_tokens():
     b = load_backbone("tiny-llama")
     batch = encode_pairs(b.tokenizer, ["the film", "a very dull plot"], [" great", " bad"], seq2seq=False)
-    assert (batch["labels"] != -100).sum() == sum(len(b.tokenizer(t)["input_ids"]) for t in (" great", " bad"))
+    n_target = sum(len(b.tokenizer(t)["input_ids"]) for t in (" great", " bad"))
+    assert (batch["labels"] != -100).sum() == n_target
     with torch.no_grad():
         logits = b.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                          position_ids=(batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
@@ -144,8 +149,8 @@ def test_lm_loss_scores_only_the_target_tokens():
 def test_classification_with_a_template_on_causal_and_masked_lms():
     verbalizer = Verbalizer({"negative": "bad", "positive": "great"})
     for name, template in (("tiny-gpt2", "{text} It was {mask}"), ("tiny-bert", "{text} It was {mask}.")):
-        pt = PrefixTuning(load_backbone(name), PrefixTuningConfig(num_virtual_tokens=2, max_length=32, **RANDOM),
-                          template, verbalizer)
+        config = PrefixTuningConfig(num_virtual_tokens=2, max_length=32, **RANDOM)
+        pt = PrefixTuning(load_backbone(name), config, template, verbalizer)
         assert pt(["a fine film", "a very dull plot"]).shape == (2, 2)
 
 
@@ -160,11 +165,20 @@ def test_soft_prompt_generation_baseline_with_a_cache():
         embeds = torch.cat([m.soft_prompt.expand(2, -1, -1), b.model.get_input_embeddings()(ids)], 1)
         full = torch.cat([torch.ones(2, 3, dtype=mask.dtype), mask], 1)
         with torch.no_grad():
-            nxt = prefixed_forward(b.model, None, inputs_embeds=embeds, attention_mask=full).logits[:, -1].argmax(-1)
+            logits = prefixed_forward(b.model, None, inputs_embeds=embeds, attention_mask=full).logits
+            nxt = logits[:, -1].argmax(-1)
         assert torch.equal(nxt, got[:, step])
         ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
     assert m.trainable_parameters() == 3 * 32
     assert m.lm_loss(["the film"], [" great"]).requires_grad
+
+
+def test_truncate_tokens_keeps_the_first_tokens():
+    tok = load_backbone("tiny-gpt2").tokenizer
+    text = "the film was great and the music was fun"
+    assert truncate_tokens(tok, text, 100) == text
+    short = truncate_tokens(tok, text, 3)
+    assert len(tok(short)["input_ids"]) == 3 and text.startswith(short)
 
 
 def test_rouge_of_identical_and_disjoint_text():
@@ -184,7 +198,8 @@ def test_bad_configurations_are_refused():
     with pytest.raises(PrefixError, match="needs a causal LM or an encoder-decoder"):
         masked.generate(["a film"])
     with pytest.raises(PrefixError, match="positions"):  # 100 + 64 > 128 positions, before any compute
-        PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM),
+        PrefixTuning(load_backbone("tiny-gpt2"),
+                     PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM),
                      "{text} It was {mask}", Verbalizer({"no": "bad", "yes": "great"}))
     with pytest.raises(PrefixError, match="positions"):
         gen.generate(["a film"], max_new_tokens=200)

@@ -97,3 +97,15 @@ def test_bad_configurations_are_refused():
         PTuningV2(tiny(), 2, PTuningV2Config(20, max_length=120))
     with pytest.raises(PrefixError, match="≥ 0"):
         PTuningV2(tiny(), 2, PTuningV2Config(-2, max_length=32))
+    with pytest.raises(PrefixError, match="pooling='max'"):
+        PTuningV2(tiny(), 2, PTuningV2Config(4, pooling="max", max_length=32))
+
+
+def test_mean_pooling_averages_the_real_tokens_only():
+    b = tiny()
+    m = PTuningV2(b, 2, PTuningV2Config(0, pooling="mean", max_length=32)).eval()
+    enc = b.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = b.model.bert(**enc).last_hidden_state
+        want = torch.stack([hidden[i, :n].mean(0) for i, n in enumerate(enc["attention_mask"].sum(-1))])
+        torch.testing.assert_close(m.features(enc["input_ids"], enc["attention_mask"]), want, atol=1e-5, rtol=1e-5)
