@@ -3,7 +3,7 @@
 Run:  python benchmarks/prompt_methods.py [--repeats 7] [--tokens 64] [--virtual 20] [--json out.json]
 
 Prints medians over alternating repeats and the ratios ours/PEFT (time and peak memory), and our
-frozen-backbone step over a no-grad forward. The measurement itself is
+frozen-backbone step over a no-grad forward of the same method. The measurement itself is
 :mod:`prompt_learning.benchmark` (chapter 8 runs it too).
 """
 
@@ -29,7 +29,7 @@ def main() -> None:
     result = compare(args.repeats, args.tokens, args.virtual)
     print(f"SmolLM2-135M, batch 8 × {args.tokens} tokens, {args.virtual} virtual tokens, "
           f"{args.repeats} alternating repeats, medians; device: {result['device']}")
-    print(f"no-grad forward of the batch: {result['forward_no_grad_s']:.3f} s")
+    print(f"no-grad forward of the plain model on the batch: {result['forward_no_grad_s']:.3f} s")
     print(f"{'method':<15}{'ours s':>9}{'PEFT s':>9}{'time ours/PEFT':>16}{'ours MiB':>10}{'PEFT MiB':>10}"
           f"{'mem ours/PEFT':>15}{'step/forward':>14}")
     for r in result["rows"]:

@@ -3,7 +3,8 @@
 Same backbone, same batch (8 sentences × 64 tokens), same number of virtual tokens, same loss
 (cross-entropy over two label words at the last position; PEFT is given ``logits_to_keep=1`` too).
 Runs alternate between ours and PEFT's, several repeats; medians are reported as ratios ours/PEFT.
-The frozen-backbone step is also compared with a plain no-grad forward of the same batch.
+Our frozen-backbone step is also compared with a no-grad forward of the same method on the same
+batch: what training costs over inference.
 
 The command line is ``python benchmarks/prompt_methods.py``; chapter 8 calls :func:`compare`.
 Peak memory: CUDA's max_memory_allocated on a GPU; on a CPU each method runs in a fresh process
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import load_backbone
+from .cloze import ClozeClassifier
 from .verbalizers import Verbalizer
 
 TEMPLATE = "Review: {text}\nSentiment: {mask}"
@@ -77,7 +79,6 @@ def step_fn(impl: str, method, backbone, texts: list[str]):
         def loss():
             return F.cross_entropy(method(texts), labels)
     else:
-        from .cloze import ClozeClassifier
         cloze = ClozeClassifier(backbone, TEMPLATE, WORDS)
         enc = cloze.encode(texts)
         ids = [i for group in cloze.label_ids for i in group]
@@ -96,13 +97,11 @@ def step_fn(impl: str, method, backbone, texts: list[str]):
     return step
 
 
-def forward_fn(backbone, texts):
-    from .cloze import ClozeClassifier
-    cloze = ClozeClassifier(backbone, TEMPLATE, WORDS)
-
+def forward_fn(method, texts):
+    """One closure = one no-grad forward of ``method`` (texts → class logits)."""
     def forward():
         with torch.no_grad():
-            cloze(texts)
+            method(texts)
     return forward
 
 
@@ -115,6 +114,7 @@ def timed(fn, sync) -> float:
 
 
 def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m") -> dict:
+    """Median seconds of a training step, ours and PEFT's, and of our method's no-grad forward."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     results = {}
@@ -124,18 +124,23 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m") -> 
             backbone = load_backbone(model)
             backbone.model.to(device)
             method = build(impl, name, backbone, n, tokens).to(device)
-            fns[impl] = step_fn(impl, method, backbone, batch_texts(backbone.tokenizer, tokens=tokens))
+            texts = batch_texts(backbone.tokenizer, tokens=tokens)
+            fns[impl] = step_fn(impl, method, backbone, texts)
             fns[impl]()  # warm-up
-        times = {"ours": [], "peft": []}
-        for _ in range(repeats):  # alternate, so drifts in machine load hit both alike
-            for impl in ("ours", "peft"):
-                times[impl].append(timed(fns[impl], sync))
+            if impl == "ours":  # the same method, prompt included, without gradients
+                fns["forward"] = forward_fn(method, texts)
+                fns["forward"]()
+        times = {impl: [] for impl in fns}
+        for _ in range(repeats):  # alternate, so drifts in machine load hit all alike
+            for impl, fn in fns.items():
+                times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
     backbone = load_backbone(model)
     backbone.model.to(device)
-    fwd = forward_fn(backbone, batch_texts(backbone.tokenizer, tokens=tokens))
-    fwd()
-    results["forward_no_grad"] = statistics.median(timed(fwd, sync) for _ in range(repeats))
+    texts = batch_texts(backbone.tokenizer, tokens=tokens)
+    plain = forward_fn(ClozeClassifier(backbone, TEMPLATE, WORDS), texts)
+    plain()
+    results["forward_no_grad"] = statistics.median(timed(plain, sync) for _ in range(repeats))
     return results
 
 
@@ -192,7 +197,8 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
 
     Returns ``{"device", "forward_no_grad_s", "rows": [...], ...}``; each row holds the medians
     ``ours_s``/``peft_s``, ``time_ratio`` (ours/PEFT), ``ours_mib``/``peft_mib``, ``memory_ratio``
-    and ``step_over_forward`` (our frozen-backbone step over a no-grad forward of the same batch).
+    ``ours_forward_s`` and ``step_over_forward`` (our frozen-backbone step over a no-grad forward of
+    the same method on the same batch); ``forward_no_grad_s`` is the plain model's forward, no prompt.
     """
     torch.manual_seed(0)
     times = time_all(virtual, repeats, tokens, model)
@@ -204,7 +210,7 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
         rows.append({"method": name, "ours_s": t["ours"], "peft_s": t["peft"], "time_ratio": t["ours"] / t["peft"],
                      "ours_mib": mem["ours"], "peft_mib": mem["peft"],
                      "memory_ratio": mem["ours"] / mem["peft"] if mem["peft"] > 0 else float("nan"),
-                     "step_over_forward": t["ours"] / times["forward_no_grad"]})
+                     "ours_forward_s": t["forward"], "step_over_forward": t["ours"] / t["forward"]})
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     return {"model": model, "device": device, "forward_no_grad_s": times["forward_no_grad"], "rows": rows,
             "batch": 8, "tokens": tokens, "virtual": virtual, "repeats": repeats}
