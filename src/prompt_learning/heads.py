@@ -38,7 +38,7 @@ class HeadClassifier(nn.Module):
     Output shape: ``(B, num_labels)``.
 
     Fine-tuning changes the backbone's weights in place: give each run its own backbone
-    (``copy.deepcopy`` or a fresh :func:`~prompt_learning.load_backbone`).
+    (``copy.deepcopy`` or a fresh :func:`~prompt_learning.backbones.load_backbone`).
 
     >>> clf = HeadClassifier(load_backbone("minilm-l6"), num_labels=2)
     >>> clf(["a fine film", "a dull film"]).shape

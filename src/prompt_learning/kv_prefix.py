@@ -8,7 +8,7 @@ keys, values and hidden states are computed by the frozen backbone as usual (Li 
 How it is done on transformers 5 (where tuple ``past_key_values`` are gone and BERT-family
 encoders take no cache at all):
 
-* one attention function, registered with ``AttentionInterface`` under :data:`ATTENTION_NAME`,
+* one attention function, registered with ``AttentionInterface`` under ``ATTENTION_NAME``,
   concatenates the layer's prefix in front of the keys/values it receives and pads the attention
   mask with ``P`` visible columns, then runs ``sdpa``. The mask builder is registered too:
   without it transformers hands the function no padding mask at all;

@@ -1,7 +1,7 @@
 """Helpers every chapter notebook uses: glue numbers into the prose, show the profile.
 
-``glue`` hands a value to myst-nb so the website's text can quote it
-(``{glue:text}`key:.1%` ``); where myst-nb is absent (Colab, a bare Jupyter) it only prints.
+``glue`` hands a value to myst-nb so the website's text can quote it with the ``glue:text``
+role and a format such as ``.1%``; where myst-nb is absent (Colab, a bare Jupyter) it only prints.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def glue(name: str, value, display: bool = False) -> None:
     """Record ``value`` under ``name`` for the book's prose (myst-nb), or print it.
 
     NumPy and torch scalars become plain Python numbers first: their reprs (``np.float64(0.5)``)
-    cannot be formatted by ``{glue:text}`key:.1f` ``.
+    cannot be formatted by a ``glue:text`` role with a format such as ``.1f``.
     """
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalar
         value = value.item()

@@ -48,8 +48,8 @@ def virtual_tokens(n: int, start: int = 0) -> str:
 class PTuningTemplate:
     """A cloze template with virtual-token markers ``[P0]``, ``[P1]``, … among its words.
 
-    The hard part (the template without the markers) must be a valid :class:`Template`: one
-    ``{mask}``, a ``{text}`` slot. Encoding works piece by piece as :meth:`Template.encode` does,
+    The hard part (the template without the markers) must be a valid :class:`~prompt_learning.templates.Template`: one
+    ``{mask}``, a ``{text}`` slot. Encoding works piece by piece as ``Template.encode`` does,
     with a placeholder id where each virtual token goes and ``virtual_index`` saying which.
     """
 

@@ -45,11 +45,11 @@ class PETConfig:
 
 
 class PET(ClozeClassifier):
-    """A :class:`ClozeClassifier` made for training: texts → label-word class logits ``(B, C)``.
+    """A :class:`~prompt_learning.cloze.ClozeClassifier` made for training: texts → label-word class logits ``(B, C)``.
 
     Input: a list of ``B`` texts. Output shape: ``(B, C)``, the mean LM-head logit of each class's
     label words in the answer slot. Before any training step the output equals the zero-shot
-    :class:`ClozeClassifier`'s, for either ``tune``.
+    :class:`~prompt_learning.cloze.ClozeClassifier`'s, for either ``tune``.
 
     ``tune="all"`` changes the backbone's weights in place: give each run its own backbone.
 
@@ -137,7 +137,7 @@ def _unwrap(method: nn.Module) -> nn.Module:
 
 
 class PETLoss:
-    """``(1 − α)·CE(label-word logits, y) + α·L_LM(unlabelled)``, a ``loss_fn`` for :func:`fit`.
+    """``(1 − α)·CE(label-word logits, y) + α·L_LM(unlabelled)``, a ``loss_fn`` for :func:`~prompt_learning.training.fit`.
 
     Each call draws ``lm_batch_size`` unlabelled texts (seeded) for the auxiliary loss;
     ``alpha=0`` (or no unlabelled text) leaves plain cross-entropy.

@@ -9,7 +9,7 @@ virtual tokens train. :class:`PromptTuning` puts ``n`` of them before the input,
 
 and starts them from the embeddings of a text, of tokens sampled from the vocabulary, or at
 random (:class:`PromptTuningInit`, as in PEFT). The answer is read through the cloze and a
-verbalizer (:meth:`ClozeClassifier.slot_logits` with ``inputs_embeds``), or by a small
+verbalizer (``ClozeClassifier.slot_logits`` with ``inputs_embeds``), or by a small
 classification head on the hidden state in the answer slot (:class:`Readout`).
 
 :class:`SoftPromptClassifier` holds what every soft-prompt method shares (the frozen backbone, the

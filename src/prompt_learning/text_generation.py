@@ -4,7 +4,7 @@ Generation methods (prefix tuning, prompt tuning for generation) share this plum
 
 * :func:`encode_pairs` puts each source and its target in one row (causal LM) or in two
   (encoder-decoder), with labels only on the target tokens;
-* :func:`lm_loss` is teacher-forced cross-entropy on the target tokens, with the LM head applied
+* ``lm_loss`` is teacher-forced cross-entropy on the target tokens, with the LM head applied
   to those positions only (the 49k-word head over every position is most of the cost);
 * :func:`greedy_generate` decodes with a cache; a key/value prefix is present from the first
   step, soft input embeddings are part of the first (prefill) step;

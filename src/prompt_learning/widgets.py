@@ -40,7 +40,7 @@ def label_word_probabilities(backbone: Backbone, template: str, words: Mapping[s
                              sentences: Sequence[str], max_length: int = 64) -> pd.DataFrame:
     """Class probabilities ``(len(sentences), C)``: softmax over the classes' label-word scores.
 
-    Raises :class:`TemplateError` / :class:`VerbalizerError` (with the fix) for bad input.
+    Raises :class:`~prompt_learning.templates.TemplateError` / :class:`~prompt_learning.verbalizers.VerbalizerError` (with the fix) for bad input.
     """
     words = {label: parse_words(w) if isinstance(w, str) else list(w) for label, w in words.items()}
     clf = ClozeClassifier(backbone, template, Verbalizer(words), max_length=max_length)
