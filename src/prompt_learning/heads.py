@@ -29,6 +29,7 @@ class HeadConfig:
     pooling: str = "mean"  # "mean" | "cls" | "last" (how the token vectors become one)
     max_length: int = 128  # tokens per input (longer inputs are truncated)
     dropout: float = 0.1  # on the pooled vector, during training
+    seed: int = 0  # the head's initial weights
 
 
 class HeadClassifier(nn.Module):
@@ -46,7 +47,7 @@ class HeadClassifier(nn.Module):
     """
 
     def __init__(self, backbone: Backbone, num_labels: int, train_backbone: bool = True,
-                 pooling: str | None = None, max_length: int = 128, dropout: float = 0.1):
+                 pooling: str | None = None, max_length: int = 128, dropout: float = 0.1, seed: int = 0):
         super().__init__()
         if backbone.kind == "seq2seq":
             raise ValueError(f"{backbone.name!r} is an encoder-decoder; a head classifier needs an encoder "
@@ -59,7 +60,7 @@ class HeadClassifier(nn.Module):
         if pooling == "last" and backbone.kind != "causal-lm":
             raise ValueError("pooling='last' reads the final token of a causal LM; use 'mean' or 'cls' "
                              f"for {backbone.name!r} ({backbone.kind})")
-        self.config = HeadConfig(num_labels, train_backbone, pooling, max_length, dropout)
+        self.config = HeadConfig(num_labels, train_backbone, pooling, max_length, dropout, seed)
         self.backbone = backbone
         self.tokenizer = backbone.tokenizer
         self.encoder = backbone.model.base_model  # the transformer without any LM head
@@ -68,7 +69,7 @@ class HeadClassifier(nn.Module):
         hidden = backbone.model.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_labels)  # the only new weights: (C, H) and (C,)
-        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.normal_(self.head.weight, std=0.02, generator=torch.Generator().manual_seed(seed))
         nn.init.zeros_(self.head.bias)
         self.head.to(next(self.encoder.parameters()).device)
 

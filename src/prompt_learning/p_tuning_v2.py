@@ -42,6 +42,7 @@ class PTuningV2Config:
     max_length: int = 128  # text tokens (the prompts come on top)
     train_backbone: bool = False  # True: full fine-tuning of the encoder as well
     shift_positions: bool = True  # text starts at position P, as in the paper's code
+    seed: int = 0  # the prompts' and the head's initial values
 
 
 class PTuningV2(nn.Module):
@@ -74,11 +75,13 @@ class PTuningV2(nn.Module):
         self.slots = [s for s in all_slots if s.layer in chosen]
         check_length(self.encoder, config.num_virtual_tokens, config.max_length, config.shift_positions)
         hidden = self.encoder.config.hidden_size
-        self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize, hidden,
-                                     config.reparam_hidden, config.init_std)
+        with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
+            torch.manual_seed(config.seed)
+            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize, hidden,
+                                         config.reparam_hidden, config.init_std)
+            self.head = nn.Linear(hidden, num_classes)
         self.prompt_dropout = nn.Dropout(config.prompt_dropout)
         self.dropout = nn.Dropout(config.head_dropout)
-        self.head = nn.Linear(hidden, num_classes)
         self.to(self.encoder.get_input_embeddings().weight.device)
 
     def prefix(self) -> KVPrefix:

@@ -46,6 +46,7 @@ class PrefixTuningConfig:
     init_std: float = 1.0  # scale of a random prefix table (PrefixInit.RANDOM)
     max_length: int = 128  # text tokens for classification (the prefix comes on top)
     shift_positions: bool = True  # real tokens start at position P, as after a cache of length P
+    seed: int = 0  # the random table (PrefixInit.RANDOM) and the MLP's initial weights
 
 
 def split_table(table: torch.Tensor, slots: list[AttentionSlot]) -> tuple[dict, dict]:
@@ -171,13 +172,15 @@ class PrefixTuning(nn.Module):
         self.cloze = ClozeClassifier(backbone, template, verbalizer, config.max_length) if template else None
         if self.cloze is not None:
             check_length(self.model, config.num_virtual_tokens, config.max_length, config.shift_positions)
-        self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
-                                     self.model.get_input_embeddings().weight.shape[1], config.reparam_hidden,
-                                     config.init_std).to(self.device)
-        self.init_error = 0.0
-        if PrefixInit(config.init) is PrefixInit.WORDS and config.num_virtual_tokens > 0:
-            target = word_activations(backbone, config.init_text, config.num_virtual_tokens, self.slots)
-            self.init_error = self.prompts.set_table(target)
+        with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
+            torch.manual_seed(config.seed)
+            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
+                                         self.model.get_input_embeddings().weight.shape[1], config.reparam_hidden,
+                                         config.init_std).to(self.device)
+            self.init_error = 0.0
+            if PrefixInit(config.init) is PrefixInit.WORDS and config.num_virtual_tokens > 0:
+                target = word_activations(backbone, config.init_text, config.num_virtual_tokens, self.slots)
+                self.init_error = self.prompts.set_table(target)
 
     @property
     def device(self) -> torch.device:

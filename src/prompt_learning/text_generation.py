@@ -186,6 +186,7 @@ class SoftPromptLMConfig:
     num_virtual_tokens: int = 20  # soft tokens before the source
     init_text: str | None = None  # initialise from these words' embeddings (repeated); None: random
     init_std: float = 0.02  # random initialisation scale
+    seed: int = 0  # the random initialisation
 
 
 class SoftPromptLM(nn.Module):
@@ -209,7 +210,8 @@ class SoftPromptLM(nn.Module):
             ids = (ids * config.num_virtual_tokens)[:config.num_virtual_tokens]
             init = table[ids].detach().clone()  # (P, H)
         else:
-            init = torch.randn(config.num_virtual_tokens, table.shape[1]) * config.init_std
+            gen = torch.Generator().manual_seed(config.seed)
+            init = torch.randn(config.num_virtual_tokens, table.shape[1], generator=gen) * config.init_std
         self.soft_prompt = nn.Parameter(init)  # (P, H)
 
     def trainable_parameters(self) -> int:

@@ -217,3 +217,15 @@ def _encoder_backbone():
 
     b = load_backbone("tiny-bert")
     return Backbone("tiny-bert-encoder", "encoder", b.model.bert, b.tokenizer)
+
+
+@pytest.mark.parametrize("reparameterize", [False, True])
+def test_a_random_prefix_follows_its_seed_not_the_global_random_state(reparameterize):
+    def table(seed, noise):
+        torch.manual_seed(noise)
+        config = PrefixTuningConfig(num_virtual_tokens=3, init=PrefixInit.RANDOM, reparameterize=reparameterize,
+                                    reparam_hidden=16, seed=seed)
+        return PrefixTuning(load_backbone("tiny-llama"), config).prompts.full_table().detach()
+
+    assert torch.equal(table(0, noise=1), table(0, noise=2))
+    assert not torch.equal(table(0, noise=1), table(1, noise=1))

@@ -109,3 +109,16 @@ def test_mean_pooling_averages_the_real_tokens_only():
         hidden = b.model.bert(**enc).last_hidden_state
         want = torch.stack([hidden[i, :n].mean(0) for i, n in enumerate(enc["attention_mask"].sum(-1))])
         torch.testing.assert_close(m.features(enc["input_ids"], enc["attention_mask"]), want, atol=1e-5, rtol=1e-5)
+
+
+def test_initial_values_follow_the_seed_not_the_global_random_state():
+    from prompt_learning.backbones import load_backbone as load
+    from prompt_learning.p_tuning_v2 import PTuningV2, PTuningV2Config
+
+    def state(seed, noise):
+        torch.manual_seed(noise)  # whatever ran before must not matter
+        m = PTuningV2(load("tiny-bert"), 3, PTuningV2Config(num_virtual_tokens=2, max_length=32, seed=seed))
+        return torch.cat([p.detach().flatten() for p in m.parameters() if p.requires_grad])
+
+    assert torch.equal(state(0, noise=1), state(0, noise=2))
+    assert not torch.equal(state(0, noise=1), state(1, noise=1))

@@ -80,3 +80,12 @@ def test_bad_configurations_are_refused(kwargs, fragment):
     with pytest.raises(ValueError) as err:
         HeadClassifier(load_backbone(name), **kwargs)
     assert fragment in str(err.value)
+
+
+def test_the_head_starts_from_its_seed_not_the_global_random_state():
+    def weights(seed, noise):
+        torch.manual_seed(noise)
+        return HeadClassifier(load_backbone("tiny-bert"), num_labels=2, seed=seed).head.weight.detach()
+
+    assert torch.equal(weights(0, noise=1), weights(0, noise=2))
+    assert not torch.equal(weights(0, noise=1), weights(1, noise=1))
