@@ -69,6 +69,19 @@ def _order(n: int, total: int, seed: int) -> list[int]:
     return out[:total]
 
 
+@contextmanager
+def _deterministic(on: bool) -> Iterator[None]:
+    """Deterministic kernels while training on a CPU: a run is then a function of its seeds, bit for bit
+    (some backward kernels otherwise sum in thread order, and Adam amplifies the last bits)."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if on:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size: int, seed: int = 0,
         loss_fn: Callable[[nn.Module, dict], torch.Tensor] = classification_loss,
         eval_data: Dataset | None = None, eval_every: int = 0, weight_decay: float = 0.0,
@@ -97,28 +110,29 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
     loader = DataLoader(train, batch_size=batch_size, sampler=order, collate_fn=collate)
     model, opt, loader, sched = acc.prepare(method, opt, loader, sched)
     hist = History()
-    model.train()
-    bar = tqdm(total=steps, desc="train", disable=not progress or not acc.is_local_main_process, leave=False)
-    started = time.perf_counter()
-    for step, batch in enumerate(loader, start=1):
-        with acc.autocast():
-            loss = loss_fn(model, batch)
-        acc.backward(loss)
-        if max_grad_norm is not None:
-            acc.clip_grad_norm_(params, max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        hist.step.append(step)
-        hist.loss.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if eval_data is not None and eval_every and (step % eval_every == 0 or step == steps):
-            hist.seconds += time.perf_counter() - started
-            hist.eval_step.append(step)
-            hist.eval_accuracy.append(evaluate(acc.unwrap_model(model), eval_data, batch_size)["accuracy"])
-            model.train()
-            started = time.perf_counter()
+    with _deterministic(acc.device.type == "cpu"):
+        model.train()
+        bar = tqdm(total=steps, desc="train", disable=not progress or not acc.is_local_main_process, leave=False)
+        started = time.perf_counter()
+        for step, batch in enumerate(loader, start=1):
+            with acc.autocast():
+                loss = loss_fn(model, batch)
+            acc.backward(loss)
+            if max_grad_norm is not None:
+                acc.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            hist.step.append(step)
+            hist.loss.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if eval_data is not None and eval_every and (step % eval_every == 0 or step == steps):
+                hist.seconds += time.perf_counter() - started
+                hist.eval_step.append(step)
+                hist.eval_accuracy.append(evaluate(acc.unwrap_model(model), eval_data, batch_size)["accuracy"])
+                model.train()
+                started = time.perf_counter()
     hist.seconds += time.perf_counter() - started
     bar.close()
     model.eval()
