@@ -1,23 +1,38 @@
 """prompt_learning: the library behind the prompt-learning book.
 
 One idea per module, named as in the book's chapters: ``templates`` and ``verbalizers`` (PET's
-patterns and label words), ``cloze`` (classification with the LM head), ``in_context``
-(demonstrations in the prompt), ``training`` (one train/evaluate loop), ``backbones`` and
-``data`` (offline pretrained models and corpora), ``profiles`` (smoke / cpu / gpu sizes).
+patterns and label words), ``cloze`` (classification with the LM head), ``pet``, ``in_context``
+(demonstrations in the prompt), ``soft_prompts`` (prompt tuning), ``p_tuning``, ``kv_prefix``,
+``prefix_tuning``, ``p_tuning_v2``, ``heads`` (the classifier-head baseline); ``method`` (the
+contract every method keeps), ``checkpoints``, ``training`` (one train/evaluate loop),
+``precision`` (devices and mixed precision), ``stats`` (intervals, paired tests, verdicts);
+``backbones`` and ``data`` (offline pretrained models and corpora), ``profiles`` (run sizes).
 """
 
 from .backbones import Backbone, BackboneError, load_backbone
+from .checkpoints import CheckpointError, load_prompt, save_prompt
 from .cloze import ClozeClassifier
 from .data import bbc_news, chinese_reviews, few_shot, movie_reviews, stratified_head
+from .heads import HeadClassifier, HeadConfig
+from .method import InputError, PromptLearningConfig, PromptMethod, check_dataset
+from .p_tuning import PromptEncoderType, PTuning, PTuningConfig
+from .p_tuning_v2 import PTuningV2, PTuningV2Config
+from .pet import PET, PETConfig, PETLoss, PatternEnsemble
+from .prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig
 from .profiles import Profile, get_profile
-from .templates import Template, TemplateError
+from .soft_prompts import PromptTuning, PromptTuningConfig, PromptTuningInit, Readout
+from .templates import Template, TemplateError, virtual_tokens
 from .training import History, evaluate, fit, predict, set_seed
 from .verbalizers import Verbalizer, VerbalizerError
 
 __all__ = [
-    "Backbone", "BackboneError", "load_backbone", "ClozeClassifier", "bbc_news", "chinese_reviews",
-    "few_shot", "movie_reviews", "stratified_head", "Profile", "get_profile", "Template",
-    "TemplateError", "History", "evaluate", "fit", "predict", "set_seed", "Verbalizer",
+    "Backbone", "BackboneError", "load_backbone", "CheckpointError", "load_prompt", "save_prompt",
+    "ClozeClassifier", "bbc_news", "chinese_reviews", "few_shot", "movie_reviews", "stratified_head",
+    "HeadClassifier", "HeadConfig", "InputError", "PromptLearningConfig", "PromptMethod", "check_dataset",
+    "PromptEncoderType", "PTuning", "PTuningConfig", "PTuningV2", "PTuningV2Config", "PET", "PETConfig",
+    "PETLoss", "PatternEnsemble", "PrefixInit", "PrefixTuning", "PrefixTuningConfig", "Profile",
+    "get_profile", "PromptTuning", "PromptTuningConfig", "PromptTuningInit", "Readout", "Template",
+    "TemplateError", "virtual_tokens", "History", "evaluate", "fit", "predict", "set_seed", "Verbalizer",
     "VerbalizerError",
 ]
 __version__ = "0.1.0"

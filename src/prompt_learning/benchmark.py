@@ -43,16 +43,16 @@ def ours(name: str, backbone, n: int, max_length: int = 96):
     """Our implementation of ``name`` with ``n`` virtual tokens (texts cut at ``max_length`` tokens)."""
     if name == "prompt_tuning":
         from .soft_prompts import PromptTuning, PromptTuningConfig
-        return PromptTuning(backbone, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=n, init="RANDOM"),
-                            max_length=max_length)
+        return PromptTuning(backbone, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=n, init="RANDOM",
+                                                                          max_length=max_length))
     if name == "p_tuning":
         from .p_tuning import PTuning, PTuningConfig, virtual_tokens
         return PTuning(backbone, virtual_tokens(n) + TEMPLATE, WORDS,
-                       PTuningConfig(encoder="MLP", encoder_hidden_size=backbone.config.hidden_size),
-                       max_length=max_length)
+                       PTuningConfig(encoder="MLP", encoder_hidden_size=backbone.config.hidden_size,
+                                     max_length=max_length))
     from .prefix_tuning import PrefixTuning, PrefixTuningConfig
     config = PrefixTuningConfig(num_virtual_tokens=n, reparameterize=False, init="random", max_length=max_length)
-    return PrefixTuning(backbone, config, template=TEMPLATE, verbalizer=WORDS)
+    return PrefixTuning(backbone, TEMPLATE, WORDS, config)
 
 
 def peft(name: str, backbone, n: int):
@@ -71,22 +71,26 @@ def build(impl: str, name: str, backbone, n: int, tokens: int):
 
 
 def step_fn(impl: str, method, backbone, texts: list[str]):
-    """One closure = one training step (forward, backward, optimiser step)."""
-    labels = torch.tensor([0, 1] * (len(texts) // 2))
+    """One closure = one training step (forward, backward, optimiser step).
+
+    The labels live on the backbone's device, where the logits are computed.
+    """
+    device = backbone.model.get_input_embeddings().weight.device
+    labels = torch.tensor([0, 1] * (len(texts) // 2), device=device)
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
     if impl == "ours":
         def loss():
-            return F.cross_entropy(method(texts), labels)
+            return F.cross_entropy(method(texts).float(), labels)
     else:
         cloze = ClozeClassifier(backbone, TEMPLATE, WORDS)
-        enc = cloze.encode(texts)
+        enc = cloze.encode({"text": texts})
         ids = [i for group in cloze.label_ids for i in group]
 
         def loss():
             logits = method(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                             logits_to_keep=1).logits[:, -1, ids]  # (B, C)
-            return F.cross_entropy(logits, labels)
+            return F.cross_entropy(logits.float(), labels)
 
     def step():
         opt.zero_grad(set_to_none=True)

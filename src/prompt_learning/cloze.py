@@ -17,11 +17,13 @@ import torch
 from torch import nn
 
 from .backbones import Backbone
-from .templates import Template
+from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs
+from .positions import check_positions, position_ids
+from .templates import Template, TemplateError
 from .verbalizers import Verbalizer
 
 
-class ClozeClassifier(nn.Module):
+class ClozeClassifier(PromptMethod):
     """Texts → class logits through a template, the backbone's LM head and a verbalizer.
 
     >>> clf = ClozeClassifier(load_backbone("tiny-bert"), Template("{text} It was {mask}."),
@@ -31,36 +33,43 @@ class ClozeClassifier(nn.Module):
     """
 
     def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 max_length: int = 128):
-        super().__init__()
+                 config: PromptLearningConfig | None = None):
+        config = config if config is not None else self.config_class()
+        if not isinstance(verbalizer, Verbalizer):
+            raise InputError(f"a cloze classifier reads label words: pass a Verbalizer, got {type(verbalizer).__name__}")
+        super().__init__(backbone, config, verbalizer.labels)
         if backbone.kind not in ("causal-lm", "masked-lm"):
-            raise ValueError(f"cloze classification needs an LM head; {backbone.name!r} is a "
+            raise InputError(f"cloze classification needs an LM head; {backbone.name!r} is a "
                              f"{backbone.kind}. Use a masked or causal LM, or a classification head.")
-        self.backbone = backbone
-        self.model = backbone.model
-        self.tokenizer = backbone.tokenizer
         self.template = Template(template) if isinstance(template, str) else template
+        if self.template.num_virtual_tokens:
+            raise TemplateError(f"{self.template!r} has virtual tokens [P0]…: a {type(self).__name__} reads "
+                                "hard prompts only; use PTuning for virtual tokens among the words")
+        if config.num_virtual_tokens:
+            raise InputError(f"{type(self).__name__} adds no virtual tokens; set num_virtual_tokens=0 or use "
+                             "PromptTuning")
         self.verbalizer = verbalizer
         self.causal = backbone.kind == "causal-lm"
-        if self.causal and not self.template.mask_at_end:
-            self.template.encode(self.tokenizer, {}, max_length, causal=True)  # raises the clear error
+        if self.causal:
+            self.template.check_causal()  # before any compute
         if not self.causal and self.tokenizer.mask_token_id is None:
-            raise ValueError(f"{backbone.name!r} has no mask token")
-        space = next(p.space_before for p in self.template.pieces if p.kind == "mask")
-        self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=space)  # validated now
-        self.max_length = max_length
+            raise InputError(f"{backbone.name!r} has no mask token")
+        self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)  # validated
+        self.text_columns = self.template.text_slots
+        check_positions(self.model, config.max_length)
+
+    @property
+    def max_length(self) -> int:
+        return self.config.max_length
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
-        columns = {"text": list(texts)} if not isinstance(texts, dict) else texts
-        if "text" not in self.template.text_slots and "text" in columns and "text_a" not in columns:
-            raise ValueError(f"{self.template!r} needs text_a/text_b columns; pass a dict of lists")
+        columns = texts if isinstance(texts, dict) else {"text": list(texts)}
         batch = self.template.encode(self.tokenizer, columns, self.max_length, causal=self.causal)
-        device = self.model.get_input_embeddings().weight.device
-        return {k: v.to(device) for k, v in batch.items()}
+        return {k: v.to(self.device) for k, v in batch.items()}
 
     def word_logits(self, texts) -> torch.Tensor:
         """``(B, V)`` LM-head logits in the answer slot."""
-        b = self.encode(texts)
+        b = self.encode(check_inputs(texts, self.text_columns))
         return self.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"])
 
     def slot_logits(self, input_ids, attention_mask, mask_pos, inputs_embeds=None) -> torch.Tensor:
@@ -69,19 +78,25 @@ class ClozeClassifier(nn.Module):
             return causal_next_token_logits(self.model, input_ids, attention_mask, inputs_embeds)
         return masked_lm_logits_at(self.model, input_ids, attention_mask, mask_pos, inputs_embeds)
 
-    def forward(self, texts) -> torch.Tensor:
-        return self.verbalizer.class_logits(self.word_logits(texts), self.label_ids)  # (B, C)
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
+        b = self.encode(columns)
+        words = self.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"])  # (B, V)
+        return self.verbalizer.class_logits(words, self.label_ids)  # (B, C)
 
+    def checkpoint_spec(self) -> dict:
+        return {"template": self.template.pattern, "verbalizer": self.verbalizer.spec(),
+                "config": self.config.to_dict()}
 
-def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that start at 0 at each row's first real token (left padding safe)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    @classmethod
+    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> ClozeClassifier:
+        return cls(backbone, spec["template"], Verbalizer.from_spec(spec["verbalizer"]),
+                   cls.config_class.from_dict(spec["config"]))
 
 
 def causal_next_token_logits(model, input_ids, attention_mask, inputs_embeds=None) -> torch.Tensor:
     """Next-token logits ``(B, V)`` after the last position of a left-padded batch."""
     out = model(input_ids=None if inputs_embeds is not None else input_ids, inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask, position_ids=positions_from_mask(attention_mask),
+                attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                 logits_to_keep=1, use_cache=False)
     return out.logits[:, -1]
 

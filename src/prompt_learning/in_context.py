@@ -22,7 +22,9 @@ from datasets import Dataset
 from transformers import DynamicCache
 
 from .backbones import Backbone
-from .cloze import ClozeClassifier, positions_from_mask
+from .cloze import ClozeClassifier
+from .method import PromptLearningConfig
+from .positions import max_positions, position_ids
 from .templates import Template, pad_rows, special_tokens_around
 from .verbalizers import Verbalizer
 
@@ -54,8 +56,9 @@ class InContextClassifier(ClozeClassifier):
     query then runs only its own tokens, at positions ``P, P+1, …``.
     """
 
-    def __init__(self, backbone: Backbone, template: Template, verbalizer: Verbalizer, max_length: int):
-        super().__init__(backbone, template, verbalizer, max_length)
+    def __init__(self, backbone: Backbone, template: Template, verbalizer: Verbalizer,
+                 config: PromptLearningConfig | None = None):
+        super().__init__(backbone, template, verbalizer, config)
         if not self.causal:
             raise ValueError("InContextClassifier caches a causal LM's demonstrations; "
                              "use ClozeClassifier with the in-context template for a masked LM")
@@ -74,26 +77,39 @@ class InContextClassifier(ClozeClassifier):
         return DynamicCache(ddp_cache_data=[(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
                                             for k, v in self._kv], config=self.model.config)
 
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
+        return self.verbalizer.class_logits(self._query_logits(columns["text"]), self.label_ids)  # (B, C)
+
     def word_logits(self, texts) -> torch.Tensor:
-        rows = self.template.rows(self.tokenizer, {"text": list(texts)}, self.max_length, causal=True)
+        return self._query_logits(list(texts))
+
+    def _query_logits(self, texts: list[str]) -> torch.Tensor:
+        rows = self.template.rows(self.tokenizer, {"text": texts}, self.max_length, causal=True)
         P = len(self.shared_ids)
-        assert all(ids[:P] == self.shared_ids for ids, _ in rows), "demonstrations must be shared"
-        q = pad_rows([(ids[P:], pos - P) for ids, pos in rows], self.tokenizer.pad_token_id, left=True)
+        assert all(ids[:P] == self.shared_ids for ids, _, _ in rows), "demonstrations must be shared"
+        q = pad_rows([(ids[P:], pos - P) for ids, _, pos in rows], self.tokenizer.pad_token_id, left=True)
         device = self.model.get_input_embeddings().weight.device
         q_mask = q["attention_mask"].to(device)  # (B, T)
         B = q_mask.shape[0]
         out = self.model(input_ids=q["input_ids"].to(device),
                          attention_mask=torch.cat([torch.ones(B, P, dtype=q_mask.dtype, device=device), q_mask], 1),
-                         position_ids=P + positions_from_mask(q_mask), cache=self._shared_cache(B, device),
+                         position_ids=position_ids(q_mask, offset=P), cache=self._shared_cache(B, device),
                          use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]  # (B, V)
 
 
 def in_context_classifier(backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                          demonstrations: Dataset, max_length: int = 1024) -> ClozeClassifier:
-    """A classifier whose prompt starts with ``demonstrations`` (cached for a causal LM)."""
+                          demonstrations: Dataset, max_length: int | None = None) -> ClozeClassifier:
+    """A classifier whose prompt starts with ``demonstrations`` (cached for a causal LM).
+
+    ``max_length`` (default: the backbone's positions, at most 1024) bounds demonstrations and query
+    together; only the query is ever truncated.
+    """
     template = Template(template) if isinstance(template, str) else template
     full = in_context_template(template, verbalizer, demonstrations)
+    if max_length is None:
+        max_length = min(1024, max_positions(backbone.model) or 1024)
+    config = PromptLearningConfig(max_length=max_length)
     if backbone.kind == "causal-lm" and len(demonstrations) > 0:
-        return InContextClassifier(backbone, full, verbalizer, max_length)
-    return ClozeClassifier(backbone, full, verbalizer, max_length=max_length)
+        return InContextClassifier(backbone, full, verbalizer, config)
+    return ClozeClassifier(backbone, full, verbalizer, config)

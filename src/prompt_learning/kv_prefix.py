@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -38,12 +39,13 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from .positions import PositionError, check_positions, max_positions, position_ids
+
 ATTENTION_NAME = "kv_prefix_sdpa"
 _QUERY_NAMES = ("q_proj", "query", "c_attn", "q_attn")  # Llama/BART, BERT/RoBERTa, GPT-2
-_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "longformer")  # positions start after padding_idx
 
 
-class PrefixError(ValueError):
+class PrefixError(PositionError):
     """A prefix that cannot work with this backbone or input; the message names the fix."""
 
 
@@ -78,6 +80,7 @@ class KVPrefix:
     length: int = 0  # P
     shift_positions: bool = True  # real tokens start at position P
     capture: dict | None = None
+    reached: set = field(default_factory=set)  # slots whose attention call received the prefix
 
     @property
     def position_offset(self) -> int:
@@ -127,6 +130,7 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
         if prefix.capture is not None and slot is not None:
             prefix.capture[slot] = (key.detach(), value.detach())  # (B, H_kv, T, d) each
         if slot in prefix.keys:
+            prefix.reached.add(slot)
             pk, pv = prefix.keys[slot], prefix.values[slot]  # (B or 1, H_kv, P, d)
             batch = key.shape[0]
             causal = query.shape[2] > 1 and kwargs.get("is_causal", getattr(module, "is_causal", True))
@@ -151,6 +155,29 @@ def _pad_mask(mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, 
     return torch.cat([pad, mask], dim=-1)  # (B, 1, Q, P+K)
 
 
+def prefix_attention_eager(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           prefix_key: torch.Tensor, prefix_value: torch.Tensor,
+                           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One attention layer with a prefix, written out: ``softmax(Q [K_p; K]ᵀ / √d) [V_p; V]``.
+
+    ``query (B, H, T, d)``; ``key``, ``value (B, H_kv, T, d)``; ``prefix_key``, ``prefix_value``
+    ``(B or 1, H_kv, P, d)``; ``mask (B, T)`` with 1 at real tokens (``None``: all real) — keys that
+    are padding are hidden, the ``P`` prefix columns are always visible. Grouped-query attention
+    (``H_kv < H``) repeats each key/value head for its group of query heads. Returns ``(B, H, T, d)``.
+    The fast path (:func:`prefix_attention`, sdpa) must give the same numbers (non-causal attention).
+    """
+    B, H, T, d = query.shape
+    group = H // key.shape[1]
+    K = torch.cat([prefix_key.expand(B, -1, -1, -1), key], dim=2).repeat_interleave(group, 1)  # (B, H, P+T, d)
+    V = torch.cat([prefix_value.expand(B, -1, -1, -1), value], dim=2).repeat_interleave(group, 1)
+    scores = query @ K.transpose(-1, -2) / math.sqrt(d)  # (B, H, T, P+T)
+    if mask is not None:
+        visible = torch.cat([torch.ones(B, prefix_key.shape[2], dtype=torch.bool, device=mask.device),
+                             mask.bool()], dim=1)  # (B, P+T): the prefix is always visible
+        scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
+    return scores.softmax(-1) @ V  # (B, H, T, d)
+
+
 AttentionInterface.register(ATTENTION_NAME, prefix_attention)
 AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 
@@ -167,34 +194,10 @@ def takes_position_ids(model: nn.Module) -> bool:
     return "position_ids" in inspect.signature(model.forward).parameters
 
 
-def max_positions(model: nn.Module) -> int | None:
-    """How many token positions the backbone has (``None`` if it does not say)."""
-    cfg = model.config
-    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
-    if n is not None and cfg.model_type in _ROBERTA_LIKE:
-        n -= cfg.pad_token_id + 1  # RoBERTa's positions start after padding_idx
-    return n
-
-
 def check_length(model: nn.Module, prefix_length: int, text_length: int, shift: bool = True) -> None:
     """Raise before any compute if prefix + text need more positions than the backbone has."""
-    limit = max_positions(model)
-    used = text_length + (prefix_length if shift and takes_position_ids(model) else 0)
-    if limit is not None and used > limit:
-        raise PrefixError(
-            f"{prefix_length} prefix tokens + {text_length} text tokens need {used} positions, but "
-            f"{type(model).__name__} has {limit}: shorten the text (max_length ≤ {limit - prefix_length}) "
-            "or use fewer virtual tokens")
-
-
-def prefix_position_ids(model: nn.Module, attention_mask: torch.Tensor, offset: int) -> torch.Tensor:
-    """Positions ``(B, T)`` of every column of ``attention_mask``: real tokens count from ``offset``.
-
-    Left or right padding gives a real token the same position; RoBERTa-like models start after
-    their padding index, as their own embedding layer would.
-    """
-    start = model.config.pad_token_id + 1 if model.config.model_type in _ROBERTA_LIKE else 0
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0) + offset + start  # (B, T)
+    check_positions(model, text_length, prefix_length if shift and takes_position_ids(model) else 0,
+                    what="prefix tokens")
 
 
 def prefixed_forward(model: nn.Module, prefix: KVPrefix | None, input_ids: torch.Tensor | None = None,
@@ -213,10 +216,25 @@ def prefixed_forward(model: nn.Module, prefix: KVPrefix | None, input_ids: torch
     check_length(model, p, attention_mask.shape[1], shift)
     if takes_position_ids(model) and "position_ids" not in kwargs:
         offset = prefix.position_offset if prefix is not None else 0
-        kwargs["position_ids"] = prefix_position_ids(model, attention_mask, offset)[:, -x.shape[1]:]
-    if prefix is not None:
-        kwargs["kv_prefix"] = prefix
-    return model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        kwargs["position_ids"] = position_ids(attention_mask, offset, model)[:, -x.shape[1]:]
+    if prefix is None:
+        return model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+    unready = [slot for module, slot in prefix.slots.items() if slot in prefix.keys
+               and getattr(getattr(module, "config", None), "_attn_implementation", ATTENTION_NAME) != ATTENTION_NAME]
+    if unready:
+        _never_reached(model, unready)
+    prefix.reached.clear()
+    out = model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                kv_prefix=prefix, **kwargs)
+    if prefix.keys and not prefix.reached:
+        _never_reached(model, list(prefix.keys))
+    return out
+
+
+def _never_reached(model: nn.Module, slots: list[AttentionSlot]) -> None:
+    raise PrefixError(f"the prefix would never reach {len(slots)} attention layer(s) it was built for (e.g. "
+                      f"{slots[0]}): the attention implementation is {model.config._attn_implementation!r}, not "
+                      f"{ATTENTION_NAME!r}. Call enable_prefixes(model) again after changing it")
 
 
 @torch.no_grad()

@@ -12,8 +12,10 @@ continuous prompts in every layer. What P-tuning v2 changes (§3.2–3.3 of the 
 
 ``layers`` chooses where prompts go: every layer (deep, the default), the first ``l`` layers
 (``layers=1`` is the shallow variant, prompts at layer 0 only), or any explicit set of layers.
-``num_virtual_tokens=0`` is a linear head on a frozen encoder; ``train_backbone=True`` is full
-fine-tuning with the same head — the two baselines of the paper's tables.
+:class:`PTuningV2` *is* the book's :class:`~prompt_learning.heads.HeadClassifier` with prompts in the
+encoder's layers: the paper's two baselines (a linear head on a frozen encoder, full fine-tuning)
+are ``HeadClassifier`` itself. The paper's code keeps the frozen backbone's dropout on while the
+prompts train, so ``backbone_dropout=True`` is the default here (every other method turns it off).
 """
 
 from __future__ import annotations
@@ -25,64 +27,67 @@ import torch
 from torch import nn
 
 from .backbones import Backbone
-from .kv_prefix import KVPrefix, PrefixError, check_length, enable_prefixes, prefixed_forward
+from .heads import HeadClassifier, HeadConfig
+from .kv_prefix import KVPrefix, PrefixError, enable_prefixes, prefixed_forward
 from .prefix_tuning import PrefixEncoder
 
 
 @dataclass
-class PTuningV2Config:
+class PTuningV2Config(HeadConfig):
     num_virtual_tokens: int = 16  # prompt length per layer (the paper: < 20 for classification)
+    backbone_dropout: bool = True  # the paper's code keeps the frozen encoder's dropout on
+    train_backbone: bool = False  # True: fine-tune the encoder as well as the prompts
+    pooling: str | None = "first"  # the first token ([CLS]) as in the paper; "mean": mean of real tokens
     layers: int | Sequence[int] | None = None  # None: every layer; l: the first l; a sequence: those layers
     reparameterize: bool = False  # an MLP as in prefix tuning (off by default in P-tuning v2)
     reparam_hidden: int = 512  # MLP hidden width when reparameterised
     init_std: float = 1.0  # random prompt table N(0, init_std²) (the paper's code: an nn.Embedding)
     prompt_dropout: float = 0.0  # dropout on the prompt keys/values during training
-    head_dropout: float = 0.1  # dropout before the linear head
-    pooling: str = "first"  # "first": the first token ([CLS]) as in the paper; "mean": mean of real tokens
-    max_length: int = 128  # text tokens (the prompts come on top)
-    train_backbone: bool = False  # True: full fine-tuning of the encoder as well
     shift_positions: bool = True  # text starts at position P, as in the paper's code
-    seed: int = 0  # the prompts' and the head's initial values
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_virtual_tokens < 1:
+            raise PrefixError("P-tuning v2 needs num_virtual_tokens ≥ 1; a head without prompts is "
+                              "HeadClassifier (train_backbone=False: head only; True: full fine-tuning)")
+        if isinstance(self.layers, int) and self.layers < 1:
+            raise PrefixError(f"layers={self.layers} puts the prompts in no layer (yet the text would still be "
+                              "shifted by the prompt length): choose layers ≥ 1 (1 = shallow, None = every layer)")
+        if isinstance(self.layers, range):
+            self.layers = list(self.layers)
 
 
-class PTuningV2(nn.Module):
+class PTuningV2(HeadClassifier):
     """Deep prompts + a linear head on the first token: texts → class logits ``(B, C)``.
 
-    >>> m = PTuningV2(load_backbone("tiny-bert"), num_classes=2, config=PTuningV2Config(4))
+    >>> m = PTuningV2(load_backbone("tiny-bert"), ["negative", "positive"], PTuningV2Config(4))
     >>> m(["a fine film", "a dull plot"]).shape
     torch.Size([2, 2])
     """
 
-    def __init__(self, backbone: Backbone, num_classes: int, config: PTuningV2Config = PTuningV2Config()):
-        super().__init__()
+    config_class = PTuningV2Config
+
+    def __init__(self, backbone: Backbone, labels: Sequence[str] | int, config: PTuningV2Config | None = None):
+        config = config if config is not None else PTuningV2Config()
         if backbone.kind not in ("encoder", "masked-lm"):
             raise PrefixError(f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a "
                               f"{backbone.kind}. "
                               "Use an encoder (e.g. 'minilm-l6'), or PrefixTuning with a template on an LM")
-        if config.pooling not in ("first", "mean"):
-            raise PrefixError(f"pooling={config.pooling!r}: choose 'first' ([CLS], the paper) or 'mean'")
-        if num_classes < 2:
-            raise PrefixError(f"num_classes must be at least 2, got {num_classes}")
-        if config.num_virtual_tokens < 0:
-            raise PrefixError(f"num_virtual_tokens must be ≥ 0, got {config.num_virtual_tokens}")
-        self.backbone, self.tokenizer, self.config = backbone, backbone.tokenizer, config
-        self.encoder = backbone.model.base_model  # BertModel / RobertaModel: no LM head needed
-        self.encoder.requires_grad_(config.train_backbone)
+        super().__init__(backbone, labels, config)
         self.slot_of = enable_prefixes(backbone.model)
         all_slots = list(dict.fromkeys(self.slot_of.values()))
-        n_layers = len(all_slots)
-        chosen = _chosen_layers(config.layers, n_layers)
+        chosen = _chosen_layers(config.layers, len(all_slots))
         self.slots = [s for s in all_slots if s.layer in chosen]
-        check_length(self.encoder, config.num_virtual_tokens, config.max_length, config.shift_positions)
-        hidden = self.encoder.config.hidden_size
         with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
             torch.manual_seed(config.seed)
-            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize, hidden,
-                                         config.reparam_hidden, config.init_std)
-            self.head = nn.Linear(hidden, num_classes)
+            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
+                                         self.encoder.config.hidden_size, config.reparam_hidden,
+                                         config.init_std).to(self.device)  # fp32
         self.prompt_dropout = nn.Dropout(config.prompt_dropout)
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.to(self.encoder.get_input_embeddings().weight.device)
+
+    @property
+    def position_offset(self) -> int:
+        return self.config.num_virtual_tokens if self.config.shift_positions else 0
 
     def prefix(self) -> KVPrefix:
         keys, values = self.prompts()
@@ -91,38 +96,19 @@ class PTuningV2(nn.Module):
                         {s: drop(v) for s, v in values.items()}, self.config.num_virtual_tokens,
                         self.config.shift_positions)
 
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.config.max_length,
-                             return_tensors="pt")
-        device = self.head.weight.device
-        return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
-
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled last hidden states ``(B, H)``: the first real token ([CLS] / <s>) or the mean."""
-        hidden = prefixed_forward(self.encoder, self.prefix(), input_ids, attention_mask).last_hidden_state
-        if self.config.pooling == "mean":
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            return (hidden * m).sum(1) / m.sum(1)  # (B, H)
-        first = attention_mask.long().argmax(-1)  # (B,) index of the first real token (left padding safe)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]  # (B, H)
-
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        b = self.encode(texts)
-        return self.head(self.dropout(self.features(b["input_ids"], b["attention_mask"])))  # (B, C)
+    def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return prefixed_forward(self.encoder, self.prefix(), **batch).last_hidden_state  # (B, T, H)
 
 
 def _chosen_layers(layers: int | Sequence[int] | None, n: int) -> set[int]:
     if layers is None:
         return set(range(n))
     if isinstance(layers, int):
-        if not 0 <= layers <= n:
-            raise PrefixError(f"layers={layers}: the encoder has {n} layers; choose 0..{n} (1 = shallow, "
+        if not 1 <= layers <= n:
+            raise PrefixError(f"layers={layers}: the encoder has {n} layers; choose 1..{n} (1 = shallow, "
                               f"{n} or None = deep)")
         return set(range(layers))
     bad = [i for i in layers if not 0 <= i < n]
-    if bad:
-        raise PrefixError(f"layers {bad} do not exist: the encoder's layers are 0..{n - 1}")
+    if bad or not layers:
+        raise PrefixError(f"layers {list(layers)}: choose at least one of the encoder's layers 0..{n - 1}")
     return set(layers)

@@ -30,8 +30,11 @@ from torch import nn
 from transformers import DataCollatorForLanguageModeling
 
 from .backbones import Backbone
-from .cloze import ClozeClassifier, positions_from_mask
+from .cloze import ClozeClassifier
+from .method import InputError, PromptLearningConfig, check_inputs
+from .positions import position_ids
 from .templates import Template
+from .method import _unwrap
 from .training import History, eval_mode, evaluate, fit
 from .verbalizers import Verbalizer
 
@@ -39,9 +42,13 @@ TUNES = ("all", "frozen")
 
 
 @dataclass
-class PETConfig:
+class PETConfig(PromptLearningConfig):
     tune: str = "all"  # "all": fine-tune the whole LM (the paper); "frozen": only label-word vectors train
-    max_length: int = 128  # tokens per input, template included
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.tune not in TUNES:
+            raise InputError(f"tune must be one of {TUNES}, got {self.tune!r}")
 
 
 class PET(ClozeClassifier):
@@ -54,36 +61,27 @@ class PET(ClozeClassifier):
     ``tune="all"`` changes the backbone's weights in place: give each run its own backbone.
 
     >>> pet = PET(load_backbone("tiny-bert"), "{text} It was {mask}.",
-    ...           Verbalizer({"negative": "bad", "positive": "good"}))
+    ...           Verbalizer({"negative": "bad", "positive": "good"}), PETConfig(tune="all"))
     >>> fit(pet, train, steps=16, lr=1e-5, batch_size=8)  # doctest: +SKIP
     """
 
+    config_class = PETConfig
+
     def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 max_length: int = 128, tune: str = "all"):
-        if tune not in TUNES:
-            raise ValueError(f"tune must be one of {TUNES}, got {tune!r}")
-        super().__init__(backbone, template, verbalizer, max_length)
-        self.config = PETConfig(tune, max_length)
+                 config: PETConfig | None = None):
+        super().__init__(backbone, template, verbalizer, config if config is not None else PETConfig())
+        tune = self.config.tune
         for p in self.model.parameters():
             p.requires_grad_(tune == "all")
         if tune == "frozen":
             out = self.model.get_output_embeddings()  # the LM head's last Linear (V, H)
             flat = verbalizer.flat_ids(self.label_ids)
-            self.word_vectors = nn.Parameter(out.weight[flat].detach().clone())  # (W, H)
+            self.word_vectors = nn.Parameter(out.weight[flat].detach().clone().float())  # (W, H), fp32
             bias = out.bias[flat].detach().clone() if getattr(out, "bias", None) is not None \
                 else torch.zeros(len(flat), device=out.weight.device)
-            self.word_bias = nn.Parameter(bias)  # (W,)
+            self.word_bias = nn.Parameter(bias.float())  # (W,)
             sizes = [len(ids) for ids in self.label_ids]
             self.local_ids = [list(range(s - n, s)) for s, n in zip(np.cumsum(sizes), sizes)]
-
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.config.tune == "frozen":
-            self.model.eval()  # a frozen backbone keeps its dropout off
-        return self
 
     def slot_hidden(self, texts) -> torch.Tensor:
         """``(B, H)``: the vector the LM head's last layer reads in the answer slot."""
@@ -102,10 +100,11 @@ class PET(ClozeClassifier):
             hidden = hidden[:, -1] if self.causal else hidden[rows, batch["mask_pos"]]
         return hidden  # (B, H)
 
-    def forward(self, texts) -> torch.Tensor:
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
         if self.config.tune == "all":
-            return super().forward(texts)  # (B, C)
-        word_logits = self.slot_hidden(texts) @ self.word_vectors.T + self.word_bias  # (B, W)
+            return super().logits(columns)  # (B, C)
+        hidden = self.slot_hidden(columns).to(self.word_vectors.dtype)  # (B, H), where bf16 meets fp32
+        word_logits = hidden @ self.word_vectors.T + self.word_bias  # (B, W)
         return self.verbalizer.class_logits(word_logits, self.local_ids)  # (B, C)
 
     def lm_loss(self, texts: Sequence[str], mlm_probability: float = 0.15) -> torch.Tensor:
@@ -115,13 +114,14 @@ class PET(ClozeClassifier):
             raise ValueError("the auxiliary LM loss trains the backbone, which tune='frozen' keeps fixed; "
                              "use tune='all' or set alpha=0")
         device = self.model.get_input_embeddings().weight.device
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+        texts = check_inputs(texts)["text"]
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True)
         ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
         if self.causal:
             labels = ids.masked_fill(mask == 0, -100)  # (B, T): the model shifts them itself
             out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             position_ids=positions_from_mask(mask).to(device), labels=labels.to(device))
+                             position_ids=position_ids(mask).to(device), labels=labels.to(device))
             return out.loss
         collator = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=mlm_probability)
         special = enc["special_tokens_mask"].bool() | (mask == 0)
@@ -130,10 +130,6 @@ class PET(ClozeClassifier):
             return self.model.get_input_embeddings().weight.sum() * 0.0
         out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
         return out.loss
-
-
-def _unwrap(method: nn.Module) -> nn.Module:
-    return getattr(method, "module", method)  # a DistributedDataParallel wrapper holds the model
 
 
 class PETLoss:

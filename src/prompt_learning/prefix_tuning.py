@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .backbones import Backbone
-from .cloze import ClozeClassifier
 from .kv_prefix import (
     AttentionSlot, KVPrefix, PrefixError, capture_kv, check_length, enable_prefixes, prefixed_forward,
 )
+from .method import PromptLearningConfig, PromptMethod, check_inputs, enum_value
 from .templates import Template
 from .text_generation import decode, encode_pairs, greedy_generate, lm_loss, stop_token_ids
 from .verbalizers import Verbalizer
@@ -37,16 +36,18 @@ class PrefixInit(str, Enum):
 
 
 @dataclass
-class PrefixTuningConfig:
+class PrefixTuningConfig(PromptLearningConfig):
     num_virtual_tokens: int = 10  # P, the prefix length (Li & Liang: 10 for table-to-text, 200 for summaries)
     reparameterize: bool = True  # train through an MLP (§4.3); collapse() keeps only its output
     reparam_hidden: int = 512  # the MLP's hidden width
     init: PrefixInit | str = PrefixInit.WORDS
     init_text: str = "Summarize the article in one short headline"  # words for PrefixInit.WORDS
     init_std: float = 1.0  # scale of a random prefix table (PrefixInit.RANDOM)
-    max_length: int = 128  # text tokens for classification (the prefix comes on top)
     shift_positions: bool = True  # real tokens start at position P, as after a cache of length P
-    seed: int = 0  # the random table (PrefixInit.RANDOM) and the MLP's initial weights
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.init = enum_value(PrefixInit, self.init, "prefix init")
 
 
 def split_table(table: torch.Tensor, slots: list[AttentionSlot]) -> tuple[dict, dict]:
@@ -141,59 +142,61 @@ def word_activations(backbone: Backbone, text: str, num_tokens: int,
     return join_table(capture_kv(backbone.model, x, **extra), slots)
 
 
-class PrefixTuning(nn.Module):
+class PrefixTuning(PromptMethod):
     """Prefix tuning of a frozen causal LM, encoder-decoder or masked LM.
 
     Generation (causal LM or seq2seq): :meth:`lm_loss` for training, :meth:`generate`. Classification:
     pass a ``template`` and ``verbalizer``; then ``forward(texts)`` gives class logits ``(B, C)``.
 
-    >>> pt = PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=4))
+    >>> pt = PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=4))
     >>> pt.prefix().keys[pt.slots[0]].shape  # (1, H_kv, P, head_dim)
     torch.Size([1, 4, 4, 8])
     """
 
-    def __init__(self, backbone: Backbone, config: PrefixTuningConfig = PrefixTuningConfig(),
-                 template: Template | str | None = None, verbalizer: Verbalizer | None = None):
-        super().__init__()
-        if config.num_virtual_tokens < 0:
-            raise PrefixError(f"num_virtual_tokens must be ≥ 0, got {config.num_virtual_tokens}")
+    config_class = PrefixTuningConfig
+
+    def __init__(self, backbone: Backbone, template: Template | str | None = None,
+                 verbalizer: Verbalizer | None = None, config: PrefixTuningConfig | None = None):
+        config = config if config is not None else PrefixTuningConfig()
         if (template is None) != (verbalizer is None):
             raise PrefixError("classification needs both a template and a verbalizer "
                               "(or neither, to generate)")
         if backbone.kind == "encoder":
             raise PrefixError(f"{backbone.name!r} has no LM head, so there is nothing to generate or fill "
-                              "in: "
-                              "use PTuningV2 (deep prompts with a classification head) on an encoder")
-        self.backbone, self.model, self.tokenizer = backbone, backbone.model, backbone.tokenizer
-        self.config = config
+                              "in: use PTuningV2 (deep prompts with a classification head) on an encoder")
+        super().__init__(backbone, config, verbalizer.labels if verbalizer is not None else [])
         self.model.requires_grad_(False)
         self.slot_of = enable_prefixes(self.model)  # attention module → slot
         self.slots = list(dict.fromkeys(self.slot_of.values()))
-        self.cloze = ClozeClassifier(backbone, template, verbalizer, config.max_length) if template else None
-        if self.cloze is not None:
+        self.template = Template(template) if isinstance(template, str) else template
+        self.verbalizer = verbalizer
+        self.causal = backbone.kind == "causal-lm"
+        if self.template is not None:
+            if self.template.num_virtual_tokens:
+                raise PrefixError(f"{self.template!r} marks virtual tokens among its words; a prefix lives in "
+                                  "the layers, not in the text: use a hard template")
+            if self.causal:
+                self.template.check_causal()
+            self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)
+            self.text_columns = self.template.text_slots
             check_length(self.model, config.num_virtual_tokens, config.max_length, config.shift_positions)
+        else:
+            check_length(self.model, config.num_virtual_tokens, 1, config.shift_positions)
         with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
             torch.manual_seed(config.seed)
             self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
                                          self.model.get_input_embeddings().weight.shape[1], config.reparam_hidden,
-                                         config.init_std).to(self.device)
+                                         config.init_std).to(self.device)  # fp32
             self.init_error = 0.0
-            if PrefixInit(config.init) is PrefixInit.WORDS and config.num_virtual_tokens > 0:
+            if config.init is PrefixInit.WORDS and config.num_virtual_tokens > 0:
                 target = word_activations(backbone, config.init_text, config.num_virtual_tokens, self.slots)
-                self.init_error = self.prompts.set_table(target)
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+                self.init_error = self.prompts.set_table(target.float())
 
     def prefix(self) -> KVPrefix:
         """The current prefix (through the MLP while reparameterised) for ``kv_prefix=``."""
         keys, values = self.prompts()
         cfg = self.config
         return KVPrefix(self.slot_of, keys, values, cfg.num_virtual_tokens, cfg.shift_positions)
-
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def prefix_parameters(self) -> int:
         """Numbers kept for inference: ``P × W`` (what :meth:`collapse` leaves)."""
@@ -203,24 +206,29 @@ class PrefixTuning(nn.Module):
         """Drop the reparameterisation: keep the MLP's output as a plain per-layer table."""
         self.prompts.collapse()
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def forward(self, texts) -> torch.Tensor:
         """Class logits ``(B, C)`` through the template and verbalizer, with the prefix."""
-        if self.cloze is None:
+        if self.template is None:
             raise PrefixError("this PrefixTuning was built for generation: pass template= and verbalizer= "
                               "to classify, or call generate()/lm_loss()")
-        b = self.cloze.encode(texts)
-        if self.cloze.causal:
+        return self.logits(check_inputs(texts, self.text_columns))
+
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
+        b = {k: v.to(self.device) for k, v in
+             self.template.encode(self.tokenizer, columns, self.config.max_length, causal=self.causal).items()}
+        if self.causal:
             logits = prefixed_forward(self.model, self.prefix(), b["input_ids"], b["attention_mask"],
                                       logits_to_keep=1).logits[:, -1]  # (B, V)
         else:
-            rows = torch.arange(len(texts), device=self.device)
+            rows = torch.arange(b["input_ids"].shape[0], device=self.device)
             logits = prefixed_forward(self.model, self.prefix(), b["input_ids"],
                                       b["attention_mask"]).logits[rows, b["mask_pos"]]  # (B, V)
-        return self.cloze.verbalizer.class_logits(logits, self.cloze.label_ids)  # (B, C)
+        return self.verbalizer.class_logits(logits, self.label_ids)  # (B, C)
 
     def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:
         """Teacher-forced cross-entropy of ``targets`` given ``sources``, with the prefix."""
         self._check_generative()
+        sources, targets = check_inputs(sources)["text"], check_inputs(targets)["text"]
         batch = encode_pairs(self.tokenizer, sources, targets, seq2seq=self.backbone.kind == "seq2seq",
                              device=self.device)
         return lm_loss(self.model, batch, prefix=self.prefix())
@@ -228,8 +236,8 @@ class PrefixTuning(nn.Module):
     def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
         """Greedy continuations of ``sources`` (cut at the first newline when ``newline``)."""
         self._check_generative()
-        b = encode_pairs(self.tokenizer, sources, None, seq2seq=self.backbone.kind == "seq2seq",
-                         device=self.device)
+        b = encode_pairs(self.tokenizer, check_inputs(sources)["text"], None,
+                         seq2seq=self.backbone.kind == "seq2seq", device=self.device)
         with torch.no_grad():
             prefix = self.prefix()
         ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], prefix=prefix,
@@ -242,25 +250,19 @@ class PrefixTuning(nn.Module):
             raise PrefixError(f"generation needs a causal LM or an encoder-decoder; {self.backbone.name!r} "
                               f"is a {self.backbone.kind}")
 
-    def save_prefix(self, path: str) -> None:
-        """Save the collapsed prefix table ``(P, W)`` (safetensors) with the backbone's name."""
-        table = self.prompts.full_table().detach().contiguous().cpu()
-        meta = {"backbone": self.backbone.name, "num_virtual_tokens": str(self.config.num_virtual_tokens)}
-        save_file({"table": table}, path, metadata=meta)
+    def checkpoint_spec(self) -> dict:
+        return {"template": self.template.pattern if self.template is not None else None,
+                "verbalizer": self.verbalizer.spec() if self.verbalizer is not None else None,
+                "config": self.config.to_dict(), "collapsed": not self.prompts.reparameterized}
 
-    def load_prefix(self, path: str) -> None:
-        """Load a table saved by :meth:`save_prefix` (collapses this prefix first)."""
-        from safetensors import safe_open
+    @classmethod
+    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PrefixTuning:
+        config = PrefixTuningConfig.from_dict({**spec["config"], "init": "random"})  # the tensors come next
+        verbalizer = Verbalizer.from_spec(spec["verbalizer"]) if spec["verbalizer"] else None
+        method = cls(backbone, spec["template"], verbalizer, config)
+        method.config.init = PrefixInit(spec["config"]["init"])  # as it was trained
+        return method
 
-        with safe_open(path, "pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("backbone") != self.backbone.name:
-            raise PrefixError(f"{path} holds a prefix for {meta.get('backbone')!r}, "
-                              f"not {self.backbone.name!r}: "
-                              "load it into a PrefixTuning on that backbone")
-        table = load_file(path)["table"]
-        if table.shape != self.prompts.full_table().shape:
-            raise PrefixError(f"{path} holds a prefix of shape {tuple(table.shape)}; this one is "
-                              f"{tuple(self.prompts.full_table().shape)}: match num_virtual_tokens")
-        self.collapse()
-        self.prompts.set_table(table.to(self.device))
+    def prepare_load(self, spec: dict) -> None:
+        if spec.get("collapsed"):
+            self.collapse()

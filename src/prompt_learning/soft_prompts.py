@@ -10,7 +10,12 @@ virtual tokens train. :class:`PromptTuning` puts ``n`` of them before the input,
 and starts them from the embeddings of a text, of tokens sampled from the vocabulary, or at
 random (:class:`PromptTuningInit`, as in PEFT). The answer is read through the cloze and a
 verbalizer (``ClozeClassifier.slot_logits`` with ``inputs_embeds``), or by a small
-classification head on the hidden state in the answer slot (:class:`Readout`).
+classification head on the hidden state in the answer slot (:class:`Readout`). Built without a
+template and verbalizer, the same prompt serves generation (:meth:`PromptTuning.lm_loss`,
+:meth:`PromptTuning.generate`): the input-level baseline that chapter 6 compares prefix tuning with.
+
+Lester et al. used T5 (v1.1, LM-adapted), no hard template, and read the answer as generated label
+text; reading it through a cloze template and label words, as here, is an adaptation.
 
 :class:`SoftPromptClassifier` holds what every soft-prompt method shares (the frozen backbone, the
 injection of virtual tokens into the embeddings, the readout); P-tuning builds on it in
@@ -20,9 +25,8 @@ learned vectors lie closest to.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 
 import pandas as pd
@@ -31,12 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Backbone
-from .cloze import ClozeClassifier, positions_from_mask
+from .cloze import causal_next_token_logits, masked_lm_logits_at
+from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs, enum_value
+from .positions import check_positions, position_ids
+from .precision import to_dtype_of
 from .templates import Template
 from .verbalizers import Verbalizer
 
 
-class SoftPromptError(ValueError):
+class SoftPromptError(InputError):
     """A soft-prompt set-up that cannot work; the message names the fix."""
 
 
@@ -50,90 +57,81 @@ class Readout(str, Enum):
 class PromptTuningInit(str, Enum):
     """Where the virtual tokens start (the names of PEFT's ``PromptTuningInit``)."""
 
-    TEXT = "TEXT"  # the embeddings of ``init_text``'s tokens, repeated to fill the prompt
+    TEXT = "TEXT"  # the embeddings of ``init_text``'s tokens, repeated to fill the prompt (as PEFT)
     SAMPLE_VOCAB = "SAMPLE_VOCAB"  # the embeddings of tokens drawn from the vocabulary
     RANDOM = "RANDOM"  # normal noise at the scale of the vocabulary's embeddings
 
 
-def _enum(cls: type[Enum], value, field: str) -> Enum:
-    """``value`` as a member of ``cls`` (names or values accepted, any case), or a clear error."""
-    if isinstance(value, cls):
-        return value
-    for member in cls:
-        if str(value).lower() in (member.name.lower(), str(member.value).lower()):
-            return member
-    raise SoftPromptError(f"unknown {field} {value!r}; choose one of {[m.value for m in cls]}")
-
-
 @dataclass
-class PromptTuningConfig:
+class PromptTuningConfig(PromptLearningConfig):
     num_virtual_tokens: int = 20  # n trainable vectors placed before the input
     init: PromptTuningInit | str = PromptTuningInit.TEXT  # where they start
     init_text: str | None = "Classify the sentiment of this movie review."  # TEXT: tokens to start from
     vocab_sample_size: int = 5000  # SAMPLE_VOCAB: draw from the first ids (BPE ids follow merge frequency)
     readout: Readout | str = Readout.VERBALIZER  # label words (cloze) or a classification head
-    seed: int = 0  # for SAMPLE_VOCAB / RANDOM and the head's initial weights
 
     def __post_init__(self):
-        n = self.num_virtual_tokens
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        super().__post_init__()
+        if self.num_virtual_tokens < 1:
             raise SoftPromptError(
                 f"num_virtual_tokens must be a positive integer, got {self.num_virtual_tokens!r}: "
                 "a soft prompt needs at least one virtual token (Lester et al. use 1 to 150)")
-        self.num_virtual_tokens = int(n)
-        self.init = _enum(PromptTuningInit, self.init, "init")
-        self.readout = _enum(Readout, self.readout, "readout")
+        self.num_virtual_tokens = int(self.num_virtual_tokens)
+        self.init = enum_value(PromptTuningInit, self.init, "init")
+        self.readout = enum_value(Readout, self.readout, "readout")
         if self.init == PromptTuningInit.TEXT and not (self.init_text or "").strip():
             raise SoftPromptError("init='TEXT' needs init_text (e.g. 'Classify the sentiment of this "
                                   "review.'); or choose init='SAMPLE_VOCAB' or 'RANDOM'")
 
-    def to_dict(self) -> dict:
-        return {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self).items()}
-
 
 def freeze(model: nn.Module) -> None:
     """Turn off gradients for every weight of ``model`` (the backbone stays fixed)."""
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model.requires_grad_(False)
 
 
-class SoftPromptClassifier(nn.Module):
+def _labels(verbalizer: Verbalizer | Sequence[str] | None) -> list[str]:
+    if verbalizer is None:
+        return []
+    return list(verbalizer.labels if isinstance(verbalizer, Verbalizer) else verbalizer)
+
+
+class SoftPromptClassifier(PromptMethod):
     """What every soft-prompt method shares: a frozen backbone that reads virtual tokens.
 
     Subclasses provide :meth:`prompt_embeddings` ``(n, H)`` and :meth:`encode`, which returns the
     token ids with placeholders where the virtual tokens go and ``virtual_index (B, T)``: which
-    virtual token stands at each position (-1 for a real token). The frozen backbone stays in eval
-    mode (no dropout) even while the prompt trains: it is a fixed function of its input.
+    virtual token stands at each position (-1 for a real token).
     """
 
-    def __init__(self, backbone: Backbone, template: Template, verbalizer: Verbalizer | Sequence[str],
-                 readout: Readout, max_length: int, seed: int = 0):
-        super().__init__()
-        self.backbone = backbone
-        self.model = backbone.model
-        self.tokenizer = backbone.tokenizer
-        self.template = template
-        self.readout = readout
-        self.causal = backbone.kind == "causal-lm"
-        self.max_length = max_length
+    def __init__(self, backbone: Backbone, template: Template | None, verbalizer: Verbalizer | Sequence[str] | None,
+                 config: PromptLearningConfig):
+        super().__init__(backbone, config, _labels(verbalizer))
         freeze(self.model)
-        if readout == Readout.VERBALIZER:
-            if not isinstance(verbalizer, Verbalizer):
+        self.template = template
+        self.readout = getattr(config, "readout", Readout.VERBALIZER)
+        self.causal = backbone.kind == "causal-lm"
+        self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else None
+        if template is None:  # generation: no classes
+            return
+        self.text_columns = template.text_slots
+        if self.causal:
+            template.check_causal()  # before any compute
+        elif backbone.kind == "masked-lm" and self.tokenizer.mask_token_id is None:
+            raise SoftPromptError(f"{backbone.name!r} has no mask token")
+        if self.readout == Readout.VERBALIZER:
+            if self.verbalizer is None:
                 raise SoftPromptError("the verbalizer readout needs a Verbalizer (label words); pass one, or "
                                       "set readout='head' to train a classification head on the class names")
-            self.cloze = ClozeClassifier(backbone, template, verbalizer, max_length)  # validates words, slot
-            self.verbalizer = verbalizer
-            self.labels = list(verbalizer.labels)
+            if backbone.kind not in ("causal-lm", "masked-lm"):
+                raise SoftPromptError(f"the verbalizer readout needs an LM head; {backbone.name!r} is a "
+                                      f"{backbone.kind}: set readout='head'")
+            self.label_ids = self.verbalizer.token_ids(self.tokenizer, space_before=template.mask_space)
         else:
-            self.labels = list(verbalizer.labels if isinstance(verbalizer, Verbalizer) else verbalizer)
-            self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else None
             if len(self.labels) < 2:
                 raise SoftPromptError(f"a classification head needs at least two classes, got {self.labels}")
-            if self.causal and not template.mask_at_end:
-                template.encode(self.tokenizer, {}, max_length, causal=True)  # raises the clear error
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                self.head = nn.Linear(self.hidden_size, len(self.labels)).to(self.device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                self.head = nn.Linear(self.hidden_size, len(self.labels)).to(self.device)  # fp32
 
     # --- what subclasses provide -------------------------------------------------------------
     def prompt_embeddings(self) -> torch.Tensor:
@@ -150,36 +148,34 @@ class SoftPromptClassifier(nn.Module):
         return self.model.get_input_embeddings().weight.shape[1]
 
     @property
-    def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.model.eval()  # frozen backbone: no dropout, the same function at train and test time
-        return self
-
-    def trainable_parameters(self) -> int:
-        """How many numbers train (the prompt, its encoder, the head): never the backbone's."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def hard_columns(self, texts) -> dict[str, list[str]]:
-        return {"text": list(texts)} if not isinstance(texts, dict) else texts
+    def max_length(self) -> int:
+        return self.config.max_length
 
     def embed(self, input_ids: torch.Tensor, virtual_index: torch.Tensor) -> torch.Tensor:
         """Token embeddings ``(B, T, H)`` with the virtual tokens' vectors at their positions."""
         words = self.model.get_input_embeddings()(input_ids)  # (B, T, H)
-        prompts = self.prompt_embeddings().to(words.dtype)  # (n, H)
+        prompts = self.prompt_embeddings().to(words.dtype)  # (n, H): fp32 → the backbone's dtype
         is_virtual = (virtual_index >= 0).unsqueeze(-1)  # (B, T, 1)
         return torch.where(is_virtual, prompts[virtual_index.clamp(min=0)], words)  # (B, T, H)
+
+    def _classify_columns(self, texts) -> dict[str, list[str]]:
+        if self.template is None:
+            raise SoftPromptError(f"this {type(self).__name__} was built for generation (no template): pass a "
+                                  "template and verbalizer to classify, or call generate()/lm_loss()")
+        return check_inputs(texts, self.text_columns)
+
+    def slot_logits(self, b: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
+        """LM-head logits ``(B, V)`` in the answer slot."""
+        if self.causal:
+            return causal_next_token_logits(self.model, None, b["attention_mask"], embeds)
+        return masked_lm_logits_at(self.model, None, b["attention_mask"], b["mask_pos"], embeds)
 
     def word_logits(self, texts) -> torch.Tensor:
         """LM-head logits ``(B, V)`` in the answer slot (verbalizer readout)."""
         if self.readout != Readout.VERBALIZER:
             raise SoftPromptError("word_logits needs readout='verbalizer'; this method reads a head")
-        b = self.encode(texts)
-        embeds = self.embed(b["input_ids"], b["virtual_index"])  # (B, T, H)
-        return self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"],
-                                      inputs_embeds=embeds)  # (B, V)
+        b = self.encode(self._classify_columns(texts))
+        return self.slot_logits(b, self.embed(b["input_ids"], b["virtual_index"]))  # (B, V)
 
     def slot_hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
                     mask_pos: torch.Tensor) -> torch.Tensor:
@@ -187,57 +183,51 @@ class SoftPromptClassifier(nn.Module):
         base = self.model.base_model
         if self.causal:
             out = base(inputs_embeds=embeds, attention_mask=attention_mask,
-                       position_ids=positions_from_mask(attention_mask), use_cache=False)
+                       position_ids=position_ids(attention_mask), use_cache=False)
             return out.last_hidden_state[:, -1]  # (B, H): the position that predicts the answer
         rows = torch.arange(embeds.shape[0], device=embeds.device)
         return base(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state[rows, mask_pos]
 
     def forward(self, texts) -> torch.Tensor:
-        """Class logits ``(B, C)`` for a list of texts (or a dict of text columns)."""
-        b = self.encode(texts)
+        return self.logits(self._classify_columns(texts))
+
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
+        """Class logits ``(B, C)``."""
+        b = self.encode(columns)
         embeds = self.embed(b["input_ids"], b["virtual_index"])  # (B, T, H)
         if self.readout == Readout.HEAD:
-            return self.head(self.slot_hidden(embeds, b["attention_mask"], b["mask_pos"]))  # (B, C)
-        words = self.cloze.slot_logits(b["input_ids"], b["attention_mask"], b["mask_pos"],
-                                       inputs_embeds=embeds)  # (B, V)
-        return self.verbalizer.class_logits(words, self.cloze.label_ids)  # (B, C)
-
-    def _check_positions(self, total: int) -> None:
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit is not None and total > limit:
-            raise SoftPromptError(f"{total} positions (virtual tokens + max_length) exceed the {limit} "
-                                  f"positions of {self.backbone.name!r}: lower max_length or the prompt "
-                                  "length")
+            hidden = self.slot_hidden(embeds, b["attention_mask"], b["mask_pos"])  # (B, H)
+            return self.head(to_dtype_of(hidden, self.head))  # (B, C)
+        return self.verbalizer.class_logits(self.slot_logits(b, embeds), self.label_ids)  # (B, C)
 
     def _verbalizer_spec(self) -> dict:
         if self.verbalizer is None:
             return {"labels": self.labels}
-        v = self.verbalizer
-        return {"labels": self.labels, "words": dict(zip(v.labels, v.words)), "multi_token": v.multi_token}
+        return {"labels": self.labels, **self.verbalizer.spec()}
 
 
-def verbalizer_from_spec(spec: dict) -> Verbalizer | list[str]:
+def verbalizer_from_spec(spec: dict) -> Verbalizer | list[str] | None:
     """Inverse of ``_verbalizer_spec`` (for checkpoints)."""
     if "words" not in spec:
-        return list(spec["labels"])
-    return Verbalizer(spec["words"], multi_token=spec.get("multi_token", "error"))
+        return list(spec["labels"]) or None
+    return Verbalizer.from_spec(spec)
 
 
 def initial_prompt(embeddings: torch.Tensor, n: int, init: PromptTuningInit,
                    token_ids: list[int] | None = None, vocab_sample_size: int = 5000,
                    exclude: Sequence[int] = (), seed: int = 0) -> torch.Tensor:
-    """Starting vectors ``(n, H)`` for a soft prompt, from the vocabulary ``embeddings (V, H)``."""
+    """Starting vectors ``(n, H)`` for a soft prompt (fp32), from the vocabulary ``embeddings (V, H)``."""
     gen = torch.Generator().manual_seed(seed)
     if init == PromptTuningInit.TEXT:
         ids = (token_ids * (n // len(token_ids) + 1))[:n]  # repeat the text to fill the prompt (as PEFT)
-        return embeddings[torch.tensor(ids, device=embeddings.device)].detach().clone()
+        return embeddings[torch.tensor(ids, device=embeddings.device)].detach().clone().float()
     if init == PromptTuningInit.SAMPLE_VOCAB:
         skip = set(exclude)
         pool = torch.tensor([i for i in range(min(vocab_sample_size, embeddings.shape[0])) if i not in skip])
         ids = pool[torch.randint(len(pool), (n,), generator=gen)]
-        return embeddings[ids.to(embeddings.device)].detach().clone()
+        return embeddings[ids.to(embeddings.device)].detach().clone().float()
     std = embeddings.detach().float().std().item()
-    return (torch.randn(n, embeddings.shape[1], generator=gen) * std).to(embeddings)
+    return (torch.randn(n, embeddings.shape[1], generator=gen) * std).to(embeddings.device)
 
 
 class PromptTuning(SoftPromptClassifier):
@@ -245,13 +235,14 @@ class PromptTuning(SoftPromptClassifier):
 
     Args:
         backbone: a causal or masked LM (an encoder works with ``readout='head'``).
-        template: the hard part of the prompt, e.g. ``"Review: {text}\\nSentiment: {mask}"``.
+        template: the hard part of the prompt, e.g. ``"Review: {text}\\nSentiment: {mask}"``; ``None``
+            (with ``verbalizer=None``) for generation with :meth:`lm_loss` and :meth:`generate`.
         verbalizer: label words (a list of class names suffices for the head readout).
         config: :class:`PromptTuningConfig`.
 
     >>> pt = PromptTuning(load_backbone("tiny-llama"), "{text} It was {mask}.",
     ...                   Verbalizer({"negative": "bad", "positive": "good"}),
-    ...                   PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was"), max_length=64)
+    ...                   PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64))
     >>> pt(["a fine film"]).shape
     torch.Size([1, 2])
 
@@ -259,14 +250,24 @@ class PromptTuning(SoftPromptClassifier):
     position ids count them, so the text starts at position n). Output: class logits (B, C).
     """
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer | Sequence[str],
-                 config: PromptTuningConfig | None = None, max_length: int = 128):
-        config = config or PromptTuningConfig()
+    config_class = PromptTuningConfig
+
+    def __init__(self, backbone: Backbone, template: Template | str | None = None,
+                 verbalizer: Verbalizer | Sequence[str] | None = None, config: PromptTuningConfig | None = None):
+        config = config if config is not None else PromptTuningConfig()
+        if (template is None) != (verbalizer is None):
+            raise SoftPromptError("classification needs both a template and a verbalizer (or class names); "
+                                  "pass neither to train the prompt for generation")
         template = Template(template) if isinstance(template, str) else template
-        super().__init__(backbone, template, verbalizer, config.readout, max_length, seed=config.seed)
-        self.config = config
+        if template is not None and template.num_virtual_tokens:
+            raise SoftPromptError(f"{template!r} marks virtual tokens among its words: that is P-tuning "
+                                  "(use PTuning); prompt tuning puts num_virtual_tokens before a hard template")
+        if template is None and backbone.kind != "causal-lm":
+            raise SoftPromptError(f"generation with a soft prompt needs a causal LM; {backbone.name!r} is a "
+                                  f"{backbone.kind}")
+        super().__init__(backbone, template, verbalizer, config)
         n = config.num_virtual_tokens
-        self._check_positions(n + max_length)
+        check_positions(self.model, config.max_length if template is not None else 0, n)
         text_ids = None
         if config.init == PromptTuningInit.TEXT:
             text_ids = self.tokenizer(config.init_text, add_special_tokens=False)["input_ids"]
@@ -276,8 +277,8 @@ class PromptTuning(SoftPromptClassifier):
                     f"virtual tokens: shorten the text or set num_virtual_tokens >= {len(text_ids)}")
         vocab = self.model.get_input_embeddings().weight  # (V, H)
         start = initial_prompt(vocab, n, config.init, text_ids, config.vocab_sample_size,
-                               self.tokenizer.all_special_ids, config.seed)  # (n, H)
-        self.prompt = nn.Parameter(start.float())
+                               self.tokenizer.all_special_ids, config.seed)  # (n, H) fp32
+        self.prompt = nn.Parameter(start)
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -288,25 +289,42 @@ class PromptTuning(SoftPromptClassifier):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         """The template's encoding with ``n`` placeholders in front (left padding stays left of the text)."""
-        b = self.template.encode(self.tokenizer, self.hard_columns(texts), self.max_length,
-                                 causal=self.causal)
+        columns = texts if isinstance(texts, dict) else {"text": list(texts)}
+        b = self.template.encode(self.tokenizer, columns, self.max_length, causal=self.causal)
         B, n = b["input_ids"].shape[0], self.num_virtual_tokens
         pad = self.tokenizer.pad_token_id or 0
         virtual = torch.arange(n).expand(B, n)  # (B, n)
         out = {"input_ids": torch.cat([torch.full((B, n), pad), b["input_ids"]], 1),  # (B, n + T)
                "attention_mask": torch.cat([torch.ones(B, n, dtype=torch.long), b["attention_mask"]], 1),
-               "virtual_index": torch.cat([virtual, torch.full_like(b["input_ids"], -1)], 1),
+               "virtual_index": torch.cat([virtual, b["virtual_index"]], 1),
                "mask_pos": b["mask_pos"] + n}  # (B,)
         return {k: v.to(self.device) for k, v in out.items()}
 
+    # --- generation (no template) -------------------------------------------------------------
+    def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:
+        """Teacher-forced cross-entropy of ``targets`` given the soft prompt and ``sources``."""
+        from .text_generation import encode_pairs, lm_loss
+        sources, targets = check_inputs(sources)["text"], check_inputs(targets)["text"]
+        batch = encode_pairs(self.tokenizer, sources, targets, seq2seq=False, device=self.device)
+        return lm_loss(self.model, batch, soft_prompt=self.prompt)
+
+    def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
+        """Greedy continuations of ``sources`` after the soft prompt (cut at the first newline)."""
+        from .text_generation import decode, encode_pairs, greedy_generate, stop_token_ids
+        b = encode_pairs(self.tokenizer, check_inputs(sources)["text"], None, seq2seq=False, device=self.device)
+        ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], soft_prompt=self.prompt,
+                              max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(self.tokenizer, newline),
+                              pad_id=self.tokenizer.pad_token_id)
+        return decode(self.tokenizer, ids, newline)
+
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern, "verbalizer": self._verbalizer_spec(),
-                "config": self.config.to_dict(), "max_length": self.max_length}
+        return {"template": self.template.pattern if self.template is not None else None,
+                "verbalizer": self._verbalizer_spec(), "config": self.config.to_dict()}
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PromptTuning:
         return cls(backbone, spec["template"], verbalizer_from_spec(spec["verbalizer"]),
-                   PromptTuningConfig(**spec["config"]), max_length=spec["max_length"])
+                   PromptTuningConfig.from_dict(spec["config"]))
 
 
 @torch.no_grad()

@@ -10,13 +10,12 @@ Generation methods (prefix tuning, prompt tuning for generation) share this plum
   step, soft input embeddings are part of the first (prefill) step;
 * :func:`rouge` scores generations with Google's ``rouge-score`` package (Lin 2004).
 
-Also :class:`SoftPromptLM`, prompt tuning (Lester et al. 2021) for generation: trainable input
-embeddings before the text, the input-level baseline that chapter 6 compares prefix tuning with.
+Prompt tuning for generation is :class:`~prompt_learning.soft_prompts.PromptTuning` built without a
+template: trainable input embeddings before the text, the input-level baseline of chapter 6.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -24,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache
 
-from .backbones import Backbone
 from .kv_prefix import KVPrefix, check_length, prefixed_forward
 
 IGNORE = -100  # label of positions that carry no loss
@@ -179,51 +177,3 @@ def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
 def generation_loss(method: nn.Module, batch: dict) -> torch.Tensor:
     """``loss_fn`` for :func:`prompt_learning.training.fit` on ``source``/``target`` columns."""
     return method.lm_loss(batch["source"], batch["target"])
-
-
-@dataclass
-class SoftPromptLMConfig:
-    num_virtual_tokens: int = 20  # soft tokens before the source
-    init_text: str | None = None  # initialise from these words' embeddings (repeated); None: random
-    init_std: float = 0.02  # random initialisation scale
-    seed: int = 0  # the random initialisation
-
-
-class SoftPromptLM(nn.Module):
-    """Prompt tuning for generation: ``P`` trainable input embeddings before every source.
-
-    >>> m = SoftPromptLM(load_backbone("tiny-gpt2"), SoftPromptLMConfig(4))
-    >>> m.lm_loss(["the film"], [" great"]).shape
-    torch.Size([])
-    """
-
-    def __init__(self, backbone: Backbone, config: SoftPromptLMConfig = SoftPromptLMConfig()):
-        super().__init__()
-        if backbone.kind != "causal-lm":
-            raise ValueError(f"SoftPromptLM needs a causal LM; {backbone.name!r} is a {backbone.kind}")
-        self.backbone, self.model, self.tokenizer = backbone, backbone.model, backbone.tokenizer
-        self.config = config
-        self.model.requires_grad_(False)
-        table = self.model.get_input_embeddings().weight  # (V, H)
-        if config.init_text:
-            ids = self.tokenizer(config.init_text, add_special_tokens=False)["input_ids"]
-            ids = (ids * config.num_virtual_tokens)[:config.num_virtual_tokens]
-            init = table[ids].detach().clone()  # (P, H)
-        else:
-            gen = torch.Generator().manual_seed(config.seed)
-            init = torch.randn(config.num_virtual_tokens, table.shape[1], generator=gen) * config.init_std
-        self.soft_prompt = nn.Parameter(init)  # (P, H)
-
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:
-        batch = encode_pairs(self.tokenizer, sources, targets, seq2seq=False, device=self.soft_prompt.device)
-        return lm_loss(self.model, batch, soft_prompt=self.soft_prompt)
-
-    def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
-        b = encode_pairs(self.tokenizer, sources, None, seq2seq=False, device=self.soft_prompt.device)
-        ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], soft_prompt=self.soft_prompt,
-                              max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(self.tokenizer, newline),
-                              pad_id=self.tokenizer.pad_token_id)
-        return decode(self.tokenizer, ids, newline)

@@ -2,9 +2,15 @@
 
 A *method* is an ``nn.Module`` that maps a list of texts to class logits ``(B, C)`` (the
 default loss is cross-entropy on them), or any module with a custom ``loss_fn(method, batch)``.
-The loop is seeded and deterministic on CPU, shows ``tqdm.auto`` progress, and leaves device
-placement, mixed precision and several processes to 🤗 ``accelerate``: the same code runs on a
-laptop, a Colab GPU, or ``accelerate launch --num_processes N``.
+The loop is seeded and deterministic on CPU and shows ``tqdm.auto`` progress. The method is
+trained where its backbone was placed (:func:`~prompt_learning.backbones.load_backbone` places it
+once); mixed precision is ``torch.autocast`` chosen per call by :mod:`prompt_learning.precision`
+(``"auto"`` follows the hardware; fp16 gets a loss scaler), so two calls in one process may use two
+precisions. Several processes (``accelerate launch --num_processes N``) are 🤗 ``accelerate``'s
+job: pass one ``Accelerator`` made once per process.
+
+Before any compute the data are checked against the method (:func:`~prompt_learning.method.check_dataset`):
+an empty dataset, class names in another order than the method's labels, labels out of range.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .method import check_dataset
+from .precision import autocast, grad_scaler, one_device, resolve_precision
+
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
@@ -41,6 +50,7 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of the training steps (evaluations excluded)
+    precision: str = "no"  # the mixed precision the steps ran in
 
     @property
     def final_loss(self) -> float:
@@ -56,8 +66,10 @@ def collate(rows: list[dict]) -> dict:
 
 
 def classification_loss(method: nn.Module, batch: dict) -> torch.Tensor:
-    logits = method(batch["text"])  # (B, C)
-    return F.cross_entropy(logits, batch["label"].to(logits.device))
+    """Cross-entropy of the class logits ``(B, C)`` (computed in fp32) against ``label``."""
+    texts = {c: batch[c] for c in ("text_a", "text_b") if c in batch} or batch["text"]
+    logits = method(texts)  # (B, C)
+    return F.cross_entropy(logits.float(), batch["label"].to(logits.device))
 
 
 def _order(n: int, total: int, seed: int) -> list[int]:
@@ -82,45 +94,72 @@ def _deterministic(on: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
+def linear_schedule(steps: int, warmup: float) -> Callable[[int], float]:
+    """Learning-rate factor at each step (0-based): rises linearly to 1 over ``warmup·steps`` steps,
+    then falls linearly to 0 after the last step; never above 1. ``warmup=0``: a constant 1."""
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warmup is the fraction of steps spent warming up and must be in [0, 1), got {warmup}")
+    if warmup == 0:
+        return lambda s: 1.0
+    warm = max(1, int(warmup * steps))
+    return lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm))
+
+
 def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size: int, seed: int = 0,
         loss_fn: Callable[[nn.Module, dict], torch.Tensor] = classification_loss,
         eval_data: Dataset | None = None, eval_every: int = 0, weight_decay: float = 0.0,
-        max_grad_norm: float | None = 1.0, warmup: float = 0.0, mixed_precision: str = "no",
+        max_grad_norm: float | None = 1.0, warmup: float = 0.0, mixed_precision: str = "auto",
         progress: bool = True, accelerator: Accelerator | None = None) -> History:
     """Train the parameters of ``method`` that require grad for ``steps`` AdamW steps.
 
-    Batches are drawn from ``train`` in seeded shuffled epochs. With several processes (under
-    ``accelerate launch``) each process takes its own ``batch_size`` rows per step and the
-    gradients are averaged. ``warmup`` is the fraction of steps with a linearly rising rate,
-    after which it decays linearly to zero (0 disables the schedule).
+    Batches are drawn from ``train`` in seeded shuffled epochs. ``mixed_precision`` is ``"auto"``
+    (bf16 on a GPU that has it, fp16 with loss scaling on one that does not, fp32 on a CPU),
+    ``"no"``, ``"bf16"`` or ``"fp16"``; trainable tensors stay fp32 either way. With an
+    ``accelerator`` (several processes under ``accelerate launch``) each process takes its own
+    ``batch_size`` rows per step and the gradients are averaged. ``warmup`` is the fraction of
+    steps with a linearly rising rate (:func:`linear_schedule`).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
-    set_seed(seed)
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+    if lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    schedule = linear_schedule(steps, warmup)
+    check_dataset(method, train)
+    if eval_data is not None:
+        check_dataset(method, eval_data)
     params = [p for p in method.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the method has no trainable parameters (every parameter has requires_grad=False)")
+    device = accelerator.device if accelerator is not None else one_device(method)
+    precision = resolve_precision(mixed_precision, device)
+    set_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    warm = int(warmup * steps)
-    schedule = (lambda s: min(1.0, (s + 1) / max(1, warm)) * max(0.0, (steps - s) / max(1, steps - warm))) \
-        if warmup > 0 else (lambda s: 1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    order = _order(len(train), steps * batch_size * acc.num_processes, seed)
+    processes = accelerator.num_processes if accelerator is not None else 1
+    order = _order(len(train), steps * batch_size * processes, seed)
     loader = DataLoader(train, batch_size=batch_size, sampler=order, collate_fn=collate)
-    model, opt, loader, sched = acc.prepare(method, opt, loader, sched)
+    model = method
+    if accelerator is not None:
+        model, opt, loader, sched = accelerator.prepare(method, opt, loader, sched)
+    scaler = grad_scaler(device, precision)
+    main = accelerator is None or accelerator.is_local_main_process
     hist = History()
-    with _deterministic(acc.device.type == "cpu"):
+    with _deterministic(device.type == "cpu"):
         model.train()
-        bar = tqdm(total=steps, desc="train", disable=not progress or not acc.is_local_main_process, leave=False)
+        bar = tqdm(total=steps, desc="train", disable=not progress or not main, leave=False)
         started = time.perf_counter()
         for step, batch in enumerate(loader, start=1):
-            with acc.autocast():
+            with autocast(device, precision):
                 loss = loss_fn(model, batch)
-            acc.backward(loss)
+            if accelerator is not None:
+                accelerator.backward(scaler.scale(loss))
+            else:
+                scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             if max_grad_norm is not None:
-                acc.clip_grad_norm_(params, max_grad_norm)
-            opt.step()
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             opt.zero_grad(set_to_none=True)
             hist.step.append(step)
@@ -130,20 +169,31 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
             if eval_data is not None and eval_every and (step % eval_every == 0 or step == steps):
                 hist.seconds += time.perf_counter() - started
                 hist.eval_step.append(step)
-                hist.eval_accuracy.append(evaluate(acc.unwrap_model(model), eval_data, batch_size)["accuracy"])
+                inner = accelerator.unwrap_model(model) if accelerator is not None else model
+                hist.eval_accuracy.append(evaluate(inner, eval_data, batch_size, precision)["accuracy"])
                 model.train()
                 started = time.perf_counter()
     hist.seconds += time.perf_counter() - started
     bar.close()
     model.eval()
+    hist.precision = precision
     return hist
 
 
 @torch.no_grad()
-def predict(method: nn.Module, data: Dataset, batch_size: int = 16) -> torch.Tensor:
-    """Class logits ``(N, C)`` of ``method`` on the ``text`` column of ``data``."""
-    with eval_mode(method):
-        out = [method(data[i:i + batch_size]["text"]).float().cpu() for i in range(0, len(data), batch_size)]
+def predict(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precision: str = "auto") -> torch.Tensor:
+    """Class logits ``(N, C)`` (fp32, on the CPU) of ``method`` on the text column(s) of ``data``."""
+    if len(data) == 0:
+        raise ValueError("the dataset is empty: nothing to predict; check the split or filter")
+    device = one_device(method)
+    precision = resolve_precision(mixed_precision, device)
+    columns = [c for c in ("text_a", "text_b") if c in data.column_names] or ["text"]
+    out = []
+    with eval_mode(method), autocast(device, precision):
+        for i in range(0, len(data), batch_size):
+            rows = data[i:i + batch_size]
+            texts = rows["text"] if columns == ["text"] else {c: rows[c] for c in columns}
+            out.append(method(texts).float().cpu())
     return torch.cat(out)
 
 
@@ -162,9 +212,12 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def evaluate(method: nn.Module, data: Dataset, batch_size: int = 16) -> dict:
-    """Accuracy of ``method`` on ``data`` with its predictions and logits."""
-    logits = predict(method, data, batch_size)
+def evaluate(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precision: str = "auto") -> dict:
+    """Accuracy of ``method`` on ``data`` with its predictions, logits and per-item outcomes ``correct``."""
+    check_dataset(method, data)
+    logits = predict(method, data, batch_size, mixed_precision)
     pred = logits.argmax(-1)
     labels = torch.tensor(data["label"])
-    return {"accuracy": (pred == labels).float().mean().item(), "predictions": pred, "logits": logits}
+    correct = pred == labels
+    return {"accuracy": correct.float().mean().item(), "predictions": pred, "logits": logits,
+            "correct": correct.numpy(), "n": len(labels)}

@@ -42,6 +42,14 @@ class Verbalizer:
     def __repr__(self) -> str:
         return f"Verbalizer({dict(zip(self.labels, self.words))})"
 
+    def spec(self) -> dict:
+        """The words and settings as plain JSON (for checkpoints)."""
+        return {"words": dict(zip(self.labels, self.words)), "multi_token": self.multi_token}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Verbalizer:
+        return cls(spec["words"], multi_token=spec.get("multi_token", "error"))
+
     def check_labels(self, names: Sequence[str]) -> None:
         """Fail early when the classes differ from a dataset's label names."""
         if list(names) != self.labels:

@@ -24,6 +24,7 @@ from IPython.display import HTML, Image, display
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier
+from .method import PromptLearningConfig
 from .templates import TemplateError
 from .verbalizers import Verbalizer, VerbalizerError
 
@@ -43,7 +44,7 @@ def label_word_probabilities(backbone: Backbone, template: str, words: Mapping[s
     Raises :class:`~prompt_learning.templates.TemplateError` / :class:`~prompt_learning.verbalizers.VerbalizerError` (with the fix) for bad input.
     """
     words = {label: parse_words(w) if isinstance(w, str) else list(w) for label, w in words.items()}
-    clf = ClozeClassifier(backbone, template, Verbalizer(words), max_length=max_length)
+    clf = ClozeClassifier(backbone, template, Verbalizer(words), PromptLearningConfig(max_length=max_length))
     probs = clf(list(sentences)).softmax(-1).float().cpu()  # (N, C)
     return pd.DataFrame(probs.numpy(), index=list(sentences), columns=list(words))
 

@@ -1,0 +1,131 @@
+"""Where tensors live and in what precision: one rule for every backbone, method and loop.
+
+* **Device.** A backbone is placed once, when it is loaded (:func:`resolve_device`: ``"auto"`` is
+  the GPU when there is one, else the CPU). Every method creates its trainable tensors on the
+  backbone's device, in fp32.
+* **Precision.** Weights and trainable tensors stay in the dtype they were made in; mixed precision
+  is ``torch.autocast`` around the forward (:func:`autocast`), chosen per call, never a
+  process-wide setting. ``"auto"`` follows the hardware (:func:`auto_precision`):
+
+  ========================================  =========================================
+  hardware                                   ``"auto"`` gives
+  ========================================  =========================================
+  GPU with native bf16 (compute cap. ≥ 8)    ``"bf16"``
+  older GPU (T4, V100: cap. < 8)             ``"fp16"``, with loss scaling (:func:`grad_scaler`)
+  CPU                                        ``"no"`` (fp32); bf16 on request where the CPU
+                                             has AMX / AVX512-BF16 (:func:`cpu_has_fast_bf16`)
+  ========================================  =========================================
+
+* **Casts where tensors meet.** A fp32 prompt entering a bf16 backbone is cast to the backbone's
+  dtype (``embed``, ``kv_prefix``); a bf16 hidden state entering a fp32 head is cast to the head's
+  dtype (:func:`to_dtype_of`). Inside ``autocast`` the matmuls run in the low precision either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PrecisionError(ValueError):
+    """A precision or device that cannot be used here; the message names the fix."""
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or ``None``) → the first CUDA GPU if there is one, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PrecisionError(f"device {str(device)!r} was asked for but no CUDA GPU is visible; "
+                             "use device='auto' or 'cpu'")
+    return device
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bf16 matmuls natively (AMX-BF16 or AVX512-BF16 in ``/proc/cpuinfo``).
+
+    Without them bf16 autocast is *slower* than fp32 on a CPU, so it is never chosen there.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def auto_precision(device: torch.device | str) -> str:
+    """The precision ``"auto"`` stands for on ``device``: ``"bf16"``, ``"fp16"`` or ``"no"``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return "bf16" if major >= 8 else "fp16"
+    return "no"
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``precision`` checked against ``device``; ``"auto"`` replaced by :func:`auto_precision`."""
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"mixed precision {precision!r} is not one of {PRECISIONS}; "
+                             "'auto' follows the hardware")
+    device = torch.device(device)
+    if precision == "auto":
+        return auto_precision(device)
+    if precision == "fp16" and device.type == "cpu":
+        raise PrecisionError("fp16 autocast is for GPUs; on a CPU use 'bf16' (fast with AMX) or 'no'")
+    if precision == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        raise PrecisionError(f"{torch.cuda.get_device_name(device)} has no native bf16 (compute capability "
+                             "below 8, e.g. a T4); use 'fp16' (with loss scaling) or 'auto'")
+    return precision
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for a resolved ``precision`` on ``device`` (a no-op for ``"no"``)."""
+    precision = resolve_precision(precision, device)
+    if precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
+
+
+def grad_scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
+    """A loss scaler, enabled only for fp16 (its small range underflows small gradients)."""
+    precision = resolve_precision(precision, device)
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (the CPU for a module without any)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+def to_dtype_of(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``x`` cast to the dtype of ``module``'s weights, where the two meet (e.g. bf16 hidden → fp32 head)."""
+    dtype = next((p.dtype for p in module.parameters()), x.dtype)
+    return x if x.dtype == dtype or torch.is_autocast_enabled(x.device.type) else x.to(dtype)
+
+
+def one_device(module: nn.Module) -> torch.device:
+    """The single device every parameter of ``module`` is on, or a clear error."""
+    devices = {p.device for p in module.parameters()}
+    if len(devices) > 1:
+        names = sorted({f"{n} on {p.device}" for n, p in module.named_parameters()})[:4]
+        raise PrecisionError(f"{type(module).__name__} has parameters on several devices ({names} …); "
+                             "load the backbone with device= and build the method after it")
+    return devices.pop() if devices else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def no_autocast() -> Iterator[None]:
+    """Leave autocast for a block that must run in full precision (e.g. a loss on fp32 logits)."""
+    with torch.autocast("cpu", enabled=False), (torch.autocast("cuda", enabled=False)
+                                                if torch.cuda.is_available() else contextlib.nullcontext()):
+        yield
