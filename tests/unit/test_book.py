@@ -59,3 +59,15 @@ def test_colab_launch_button_is_configured():
     cfg = config()
     assert cfg["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert cfg["repository"]["url"].startswith("https://github.com/")
+
+
+def test_colab_cell_installs_the_book_extra():
+    # the cell installs the library with what the chapters import beyond it (pyproject's `book` extra)
+    import tomllib
+
+    url = config()["repository"]["url"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "book" in extras
+    for nb in CHAPTERS:
+        first_code = "".join(next(c for c in cells(nb) if c["cell_type"] == "code")["source"])
+        assert f'%pip install -q "prompt_learning[book] @ git+{url}"' in first_code, nb.name

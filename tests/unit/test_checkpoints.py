@@ -23,13 +23,11 @@ def trained(method, data):
 
 def prompt_tuning(name="tiny-llama", **kw):
     return PromptTuning(load_backbone(name), "{text} It was {mask}.", WORDS,
-                        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", **kw),
-                        max_length=64)
+                        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64, **kw))
 
 
 def p_tuning(name="tiny-llama", **kw):
-    return PTuning(load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(**kw),
-                   max_length=64)
+    return PTuning(load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(max_length=64, **kw))
 
 
 @pytest.mark.parametrize("make", [

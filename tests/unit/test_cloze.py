@@ -73,7 +73,7 @@ def test_two_text_template_needs_its_columns():
     clf = ClozeClassifier(b, Template("{text_a} ? {mask} , {text_b}"), Verbalizer({"no": "no", "yes": "yes"}))
     out = clf({"text_a": ["the film was fun", "i hate it"], "text_b": ["it was good", "i loved it"]})
     assert out.shape == (2, 2)
-    with pytest.raises(ValueError, match="text_a/text_b"):
+    with pytest.raises(ValueError, match=r"2 text columns \[.text_a., .text_b.\]; pass a dict"):
         clf(["the film was fun"])
 
 

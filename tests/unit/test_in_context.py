@@ -4,6 +4,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
+from prompt_learning.method import PromptLearningConfig
 from prompt_learning import ClozeClassifier, Template, Verbalizer, load_backbone
 from prompt_learning.in_context import (
     InContextClassifier, in_context_classifier, in_context_template, sample_demonstrations,
@@ -28,8 +29,8 @@ def test_template_holds_the_answered_demonstrations(demos):
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
 def test_cached_demonstrations_equal_the_full_prompt(name, demos):
     b = load_backbone(name)
-    full = ClozeClassifier(b, in_context_template(T, V, demos), V, max_length=256)
-    fast = in_context_classifier(b, T, V, demos, max_length=256)
+    full = ClozeClassifier(b, in_context_template(T, V, demos), V, PromptLearningConfig(max_length=128))
+    fast = in_context_classifier(b, T, V, demos, max_length=128)
     assert isinstance(fast, InContextClassifier)
     queries = ["the plot was boring and dull", "fun", "i loved the music"]
     with torch.no_grad():

@@ -9,8 +9,10 @@ from torch import nn
 
 from prompt_learning.backbones import load_backbone
 from prompt_learning.kv_prefix import (
-    KVPrefix, PrefixError, capture_kv, enable_prefixes, find_slots, prefix_position_ids, prefixed_forward,
+    KVPrefix, PrefixError, capture_kv, enable_prefixes, find_slots, prefix_attention, prefix_attention_eager,
+    prefixed_forward,
 )
+from prompt_learning.positions import PositionError, position_ids
 from prompt_learning.prefix_tuning import join_table, split_table
 
 ALL = ["tiny-llama", "tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-bart"]
@@ -40,7 +42,7 @@ def test_zero_length_prefix_is_the_plain_backbone(name):
     model = load_backbone(name).model
     ids, mask, extra = batch(name)
     if name != "tiny-bart":  # the plain model gets the same (padding-aware) positions; BART takes none
-        extra = {**extra, "position_ids": prefix_position_ids(plain, mask, 0)}
+        extra = {**extra, "position_ids": position_ids(mask, 0, plain)}
     with torch.no_grad():
         want = plain(input_ids=ids, attention_mask=mask, **extra).logits
         got = prefixed_forward(model, random_prefix(model, 0), ids, mask, **extra).logits
@@ -153,10 +155,10 @@ def test_prefix_plus_text_longer_than_the_positions_is_an_error():
     model = load_backbone("tiny-gpt2").model  # 128 positions
     prefix = random_prefix(model, 100)
     ids = torch.ones(1, 40, dtype=torch.long)
-    with pytest.raises(PrefixError, match="100 prefix tokens \\+ 40 text tokens need 140 positions"):
+    with pytest.raises(PositionError, match="100 prefix tokens \\+ max_length 40 need 140 positions"):
         prefixed_forward(model, prefix, ids)
     roberta = load_backbone("tiny-roberta").model  # 130 embeddings, 128 usable after padding_idx
-    with pytest.raises(PrefixError, match="has 128"):
+    with pytest.raises(PositionError, match="has 128"):
         prefixed_forward(roberta, random_prefix(roberta, 100), ids[:, :29])
 
 
@@ -183,3 +185,34 @@ def test_gradients_reach_every_layer_of_the_prefix_not_the_backbone():
     per_slot = table.grad.split([s.width for s in slots], dim=1)
     assert all(g.abs().sum() > 0 for g in per_slot)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_the_fast_path_equals_the_eager_formula(kv_heads):
+    """sdpa over [K_p; K], [V_p; V] with the mask widened by P columns = softmax(Q [K_p; K]ᵀ/√d) [V_p; V]."""
+    g = torch.Generator().manual_seed(0)
+    B, H, T, P, d = 2, 4, 5, 3, 8
+    q = torch.randn(B, H, T, d, generator=g)
+    k, v = torch.randn(B, kv_heads, T, d, generator=g), torch.randn(B, kv_heads, T, d, generator=g)
+    pk, pv = torch.randn(1, kv_heads, P, d, generator=g), torch.randn(1, kv_heads, P, d, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    module = nn.Module()
+    module.is_causal, module.num_key_value_groups = False, H // kv_heads
+    slot = object()
+    prefix = KVPrefix({module: slot}, {slot: pk}, {slot: pv}, P)
+    bias = torch.zeros(B, 1, T, T).masked_fill(~mask.bool()[:, None, None, :], float("-inf"))  # (B, 1, T, T)
+    fast, _ = prefix_attention(module, q, k, v, bias, kv_prefix=prefix, dropout=0.0, scaling=d ** -0.5)
+    eager = prefix_attention_eager(q, k, v, pk, pv, mask)  # (B, H, T, d)
+    torch.testing.assert_close(fast.transpose(1, 2), eager, atol=1e-5, rtol=1e-5)  # sdpa returns (B, T, H, d)
+    assert slot in prefix.reached
+
+
+def test_a_prefix_that_would_never_reach_its_layers_is_an_error():
+    model = load_backbone("tiny-llama").model
+    prefix = random_prefix(model, 3)
+    model.set_attn_implementation("sdpa")  # someone switched the attention back
+    ids, mask, _ = batch("tiny-llama")
+    with pytest.raises(PrefixError, match="never reach 2 attention layer.*enable_prefixes"):
+        prefixed_forward(model, prefix, ids, mask)
+    enable_prefixes(model)
+    prefixed_forward(model, prefix, ids, mask)

@@ -6,7 +6,7 @@ from peft import PromptEncoderConfig, get_peft_model
 
 from prompt_learning import Verbalizer, fit, load_backbone
 from prompt_learning.p_tuning import (
-    PromptEncoder, PromptEncoderType, PTuning, PTuningConfig, PTuningTemplate, virtual_tokens,
+    PromptEncoder, PromptEncoderType, PTuning, PTuningConfig, virtual_tokens,
 )
 from prompt_learning.soft_prompts import SoftPromptError
 from prompt_learning.templates import Template, TemplateError
@@ -16,7 +16,7 @@ MIXED = "[P0][P1] {text} [P2] It was {mask}."
 
 
 def make(name="tiny-llama", template=MIXED, **kw) -> PTuning:
-    return PTuning(load_backbone(name), template, WORDS, PTuningConfig(**kw), max_length=64)
+    return PTuning(load_backbone(name), template, WORDS, PTuningConfig(max_length=64, **kw))
 
 
 @pytest.mark.parametrize("encoder", ["LSTM", "MLP"])
@@ -37,7 +37,7 @@ def test_same_logits_as_peft_p_tuning(encoder):
 
 
 def test_template_places_virtual_tokens_among_anchors():
-    t = PTuningTemplate(MIXED)
+    t = Template(MIXED)
     assert t.num_virtual_tokens == 3 and t.anchors == ["It was", "."] and t.mask_space
     pt = make()
     b = pt.encode(["a fine film", "a movie that was boring and dull"])
@@ -124,38 +124,38 @@ def test_virtual_tokens_helper():
 
 def test_template_without_virtual_tokens_is_refused():
     with pytest.raises(SoftPromptError, match="has no virtual tokens"):
-        PTuningTemplate("{text} It was {mask}.")
+        make(template="{text} It was {mask}.")
 
 
 def test_badly_numbered_virtual_tokens_are_refused():
-    with pytest.raises(SoftPromptError, match=r"number them \[P0\] to \[P1\], each once"):
-        PTuningTemplate("[P0] {text} [P2] It was {mask}.")
-    with pytest.raises(SoftPromptError, match="each once"):
-        PTuningTemplate("[P0] {text} [P0] It was {mask}.")
+    with pytest.raises(TemplateError, match=r"number them \[P0\] to \[P1\], each once"):
+        Template("[P0] {text} [P2] It was {mask}.")
+    with pytest.raises(TemplateError, match="each once"):
+        Template("[P0] {text} [P0] It was {mask}.")
 
 
 def test_template_without_text_slot_is_refused():
-    with pytest.raises(SoftPromptError, match=r"no input slot.*add \{text\}"):
-        PTuningTemplate("[P0][P1] It was {mask}.")
+    with pytest.raises(TemplateError, match=r"no input slot.*add \{text\}"):
+        Template("[P0][P1] It was {mask}.")
 
 
 def test_template_without_mask_is_refused():
     with pytest.raises(TemplateError, match="exactly one"):
-        PTuningTemplate("[P0] {text} It was good.")
+        Template("[P0] {text} It was good.")
 
 
 @pytest.mark.parametrize("bad", ["GRU", "transformer", ""])
 def test_unknown_encoder_type_is_refused(bad):
-    with pytest.raises(SoftPromptError, match=r"unknown prompt encoder type.*LSTM.*MLP"):
+    with pytest.raises(ValueError, match=r"unknown prompt encoder type.*LSTM.*MLP"):
         PTuningConfig(encoder=bad)
 
 
 def test_virtual_token_after_the_mask_of_a_causal_lm_is_refused():
-    with pytest.raises(SoftPromptError, match=r"\[P1\].*after \{mask\}.*cannot affect"):
+    with pytest.raises(TemplateError, match=r"\[P1\].*after \{mask\}.*cannot affect"):
         make(template="[P0] {text} It was {mask} [P1].")
 
 
 def test_template_too_long_for_max_length_is_refused():
     with pytest.raises(TemplateError, match="raise max_length"):
         PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS,
-                max_length=16)
+                PTuningConfig(max_length=16))

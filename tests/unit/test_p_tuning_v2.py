@@ -1,10 +1,11 @@
-"""P-tuning v2 on tiny encoders: deep / shallow / chosen layers, head-only and full fine-tuning
-as special cases, the optional MLP, errors."""
+"""P-tuning v2 on tiny encoders: deep / shallow / chosen layers, the head classifier with prompts,
+full fine-tuning, the optional MLP, errors."""
 
 import pytest
 import torch
 
 from prompt_learning.backbones import Backbone, load_backbone
+from prompt_learning.heads import HeadClassifier, HeadConfig
 from prompt_learning.kv_prefix import PrefixError
 from prompt_learning.p_tuning_v2 import PTuningV2, PTuningV2Config
 
@@ -17,7 +18,7 @@ def tiny(name: str = "tiny-bert") -> Backbone:
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
 def test_texts_to_class_logits(name):
-    m = PTuningV2(tiny(name), num_classes=3, config=PTuningV2Config(4, max_length=32))
+    m = PTuningV2(tiny(name), 3, PTuningV2Config(4, max_length=32))
     assert m(TEXTS).shape == (2, 3)
 
 
@@ -28,26 +29,29 @@ def test_trainable_parameters_are_the_prompts_and_the_head():
     assert {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad} == {"prompts", "head"}
 
 
-@pytest.mark.parametrize("layers, expected", [(None, [0, 1]), (1, [0]), (2, [0, 1]), ([1], [1]), (0, [])])
+@pytest.mark.parametrize("layers, expected", [(None, [0, 1]), (1, [0]), (2, [0, 1]), ([1], [1]), (range(1, 2), [1])])
 def test_prompts_go_into_the_chosen_layers(layers, expected):
     m = PTuningV2(tiny(), 2, PTuningV2Config(4, layers=layers, max_length=32))
     assert [s.layer for s in m.slots] == expected
     assert sorted(s.layer for s in m.prefix().keys) == expected
 
 
-def test_zero_prompts_is_a_linear_head_on_the_frozen_encoder():
+def test_p_tuning_v2_is_the_head_classifier_with_prompts_in_the_layers():
+    """The same head, the same pooling; only the keys/values of the chosen layers differ."""
     b = tiny()
-    m = PTuningV2(b, 2, PTuningV2Config(0, max_length=32)).eval()
+    m = PTuningV2(b, 2, PTuningV2Config(3, max_length=32)).eval()
+    head = HeadClassifier(b, 2, HeadConfig(train_backbone=False, pooling="first", max_length=32)).eval()
+    assert isinstance(m, HeadClassifier) and torch.equal(m.head.weight, head.head.weight)
     enc = b.tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         cls = b.model.bert(**enc).last_hidden_state[:, 0]
-        torch.testing.assert_close(m(TEXTS), m.head(cls), atol=1e-5, rtol=1e-5)
-    assert m.trainable_parameters() == 32 * 2 + 2
+        torch.testing.assert_close(head(TEXTS), head.head(cls), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(m(TEXTS), head(TEXTS), atol=1e-4)  # the prompts change the [CLS] vector
 
 
 def test_full_fine_tuning_trains_the_encoder_too():
-    m = PTuningV2(tiny(), 2, PTuningV2Config(0, train_backbone=True, max_length=32))
-    assert m.trainable_parameters() == sum(p.numel() for p in m.encoder.parameters()) + 66
+    m = PTuningV2(tiny(), 2, PTuningV2Config(2, train_backbone=True, max_length=32))
+    assert m.trainable_parameters() == sum(p.numel() for p in m.encoder.parameters()) + 66 + m.prompts.table.numel()
 
 
 def test_reparameterisation_is_optional_and_collapses():
@@ -62,7 +66,7 @@ def test_reparameterisation_is_optional_and_collapses():
 def test_first_token_is_read_with_left_padding_too():
     b = tiny()
     m = PTuningV2(b, 2, PTuningV2Config(3, max_length=32)).eval()
-    right = m.encode(TEXTS)
+    right = m.encode({"text": TEXTS})
     n = right["attention_mask"].sum(-1)
     width = right["input_ids"].shape[1]
     left_ids = torch.zeros_like(right["input_ids"])
@@ -70,7 +74,9 @@ def test_first_token_is_read_with_left_padding_too():
         left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
     left_mask = right["attention_mask"].flip(-1)
     with torch.no_grad():
-        torch.testing.assert_close(m.features(left_ids, left_mask), m.features(**right), atol=1e-5, rtol=1e-5)
+        left = m.hidden_states({"input_ids": left_ids, "attention_mask": left_mask})[torch.arange(2), width - n]
+        first = m.hidden_states(right)[:, 0]
+        torch.testing.assert_close(left, first, atol=1e-5, rtol=1e-5)
 
 
 def test_a_training_step_moves_prompts_and_head_only():
@@ -89,26 +95,28 @@ def test_bad_configurations_are_refused():
         PTuningV2(tiny("tiny-gpt2"), 2)
     with pytest.raises(PrefixError, match="layers=3"):
         PTuningV2(tiny(), 2, PTuningV2Config(4, layers=3, max_length=32))
-    with pytest.raises(PrefixError, match=r"layers \[5\] do not exist"):
+    with pytest.raises(PrefixError, match=r"layers \[0, 5\]: choose at least one of the encoder's layers 0..1"):
         PTuningV2(tiny(), 2, PTuningV2Config(4, layers=[0, 5], max_length=32))
-    with pytest.raises(PrefixError, match="num_classes"):
+    with pytest.raises(ValueError, match="at least two classes"):
         PTuningV2(tiny(), 1, PTuningV2Config(4, max_length=32))
-    with pytest.raises(PrefixError, match="need 140 positions"):  # before any compute
+    with pytest.raises(ValueError, match="need 140 positions"):  # before any compute
         PTuningV2(tiny(), 2, PTuningV2Config(20, max_length=120))
-    with pytest.raises(PrefixError, match="≥ 0"):
+    with pytest.raises(ValueError, match="non-negative"):
         PTuningV2(tiny(), 2, PTuningV2Config(-2, max_length=32))
-    with pytest.raises(PrefixError, match="pooling='max'"):
+    with pytest.raises(ValueError, match="pooling must be one of"):
         PTuningV2(tiny(), 2, PTuningV2Config(4, pooling="max", max_length=32))
+    with pytest.raises(PrefixError, match="HeadClassifier"):
+        PTuningV2Config(0)
 
 
 def test_mean_pooling_averages_the_real_tokens_only():
     b = tiny()
-    m = PTuningV2(b, 2, PTuningV2Config(0, pooling="mean", max_length=32)).eval()
-    enc = b.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    m = PTuningV2(b, 2, PTuningV2Config(2, pooling="mean", max_length=32)).eval()
+    enc = m.encode({"text": TEXTS})
     with torch.no_grad():
-        hidden = b.model.bert(**enc).last_hidden_state
+        hidden = m.hidden_states(enc)
         want = torch.stack([hidden[i, :n].mean(0) for i, n in enumerate(enc["attention_mask"].sum(-1))])
-        torch.testing.assert_close(m.features(enc["input_ids"], enc["attention_mask"]), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m.pooled({"text": TEXTS}), want, atol=1e-5, rtol=1e-5)
 
 
 def test_initial_values_follow_the_seed_not_the_global_random_state():

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from prompt_learning import ClozeClassifier, Verbalizer, evaluate, fit, load_backbone
-from prompt_learning.heads import HeadClassifier
+from prompt_learning.heads import HeadClassifier, HeadConfig
 from prompt_learning.pet import (
+    PETConfig,
     PET, PatternEnsemble, PETLoss, accuracy_weights, distil, distillation_kl, soft_labels,
 )
 
@@ -25,7 +26,7 @@ def test_before_training_pet_is_the_zero_shot_classifier(name, tune):
     texts = ["a great film", "the plot was boring and dull"]
     with torch.no_grad():
         zero = ClozeClassifier(load_backbone(name), T, V)(texts)
-        pet = PET(load_backbone(name), T, V, tune=tune).eval()(texts)
+        pet = PET(load_backbone(name), T, V, PETConfig(tune=tune)).eval()(texts)
     torch.testing.assert_close(pet, zero, atol=1e-5, rtol=1e-5)
 
 
@@ -39,7 +40,7 @@ def test_tuning_everything_lowers_the_loss(name, sentiment_toy):
 
 @pytest.mark.parametrize("name", ["tiny-roberta", "tiny-gpt2"])
 def test_frozen_trains_only_the_label_word_vectors(name, sentiment_toy):
-    pet = PET(load_backbone(name), T, V, tune="frozen")
+    pet = PET(load_backbone(name), T, V, PETConfig(tune="frozen"))
     hidden = pet.model.get_output_embeddings().weight.shape[1]
     assert pet.trainable_parameters() == 3 * hidden + 3  # three label words: vectors and biases
     before, words = snapshot(pet.model), pet.word_vectors.detach().clone()
@@ -54,7 +55,7 @@ def test_frozen_trains_only_the_label_word_vectors(name, sentiment_toy):
 
 def test_unknown_tune_is_refused():
     with pytest.raises(ValueError, match="tune must be one of"):
-        PET(load_backbone("tiny-bert"), T, V, tune="half")
+        PET(load_backbone("tiny-bert"), T, V, PETConfig(tune="half"))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -69,7 +70,7 @@ def test_auxiliary_lm_loss_is_a_differentiable_scalar(name):
 
 
 def test_lm_loss_with_a_frozen_backbone_is_refused():
-    pet = PET(load_backbone("tiny-bert"), T, V, tune="frozen")
+    pet = PET(load_backbone("tiny-bert"), T, V, PETConfig(tune="frozen"))
     with pytest.raises(ValueError, match="tune='frozen' keeps fixed"):
         pet.lm_loss(["fun"])
 
@@ -138,7 +139,7 @@ def test_ensemble_refuses_members_with_different_classes():
 
 def test_ensemble_of_pattern_models(sentiment_toy):
     b = load_backbone("tiny-bert")
-    members = [PET(b, "{text} it was {mask}.", V, tune="frozen"), PET(b, "{mask} : {text}", V, tune="frozen")]
+    members = [PET(b, "{text} it was {mask}.", V, PETConfig(tune="frozen")), PET(b, "{mask} : {text}", V, PETConfig(tune="frozen"))]
     weights = accuracy_weights(members, sentiment_toy)
     assert all(0.0 <= w <= 1.0 for w in weights)
     out = PatternEnsemble(members, weights=[w + 0.1 for w in weights])(sentiment_toy["text"])
@@ -158,7 +159,7 @@ def test_distillation_moves_the_student_to_the_teacher(sentiment_toy):
     teacher = Fixed([0.0, 0.0])
     texts = sentiment_toy["text"]
     targets = torch.tensor([[0.9, 0.1] if y == 0 else [0.2, 0.8] for y in sentiment_toy["label"]])
-    student = HeadClassifier(load_backbone("tiny-bert"), 2, dropout=0.0)
+    student = HeadClassifier(load_backbone("tiny-bert"), 2, HeadConfig(dropout=0.0))
     before = distillation_kl(student, texts, targets)
     distil(student, texts, targets, steps=40, lr=3e-3, batch_size=8, progress=False)
     assert distillation_kl(student, texts, targets) < before / 2

@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from prompt_learning.backbones import load_backbone
+from prompt_learning.checkpoints import CheckpointError, load_prompt, save_prompt
 from prompt_learning.kv_prefix import PrefixError, prefixed_forward
 from prompt_learning.prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig
+from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig
 from prompt_learning.text_generation import (
-    SoftPromptLM, SoftPromptLMConfig, encode_pairs, greedy_generate, lm_loss, rouge, truncate_tokens,
+    encode_pairs, greedy_generate, lm_loss, rouge, truncate_tokens,
 )
 from prompt_learning.verbalizers import Verbalizer
 
@@ -23,7 +25,7 @@ def test_prefix_equals_peft_prefix_tuning_with_the_same_key_values():
     table = peft_model.prompt_encoder["default"].embedding.weight  # (P, L·2·H_kv·d)
     with torch.no_grad():
         table.normal_()
-    ours = PrefixTuning(load_backbone("tiny-llama"), PrefixTuningConfig(num_virtual_tokens=4, **RANDOM))
+    ours = PrefixTuning(load_backbone("tiny-llama"), config=PrefixTuningConfig(num_virtual_tokens=4, **RANDOM))
     ours.prompts.set_table(table)
     ids = torch.tensor([[5, 6, 7, 8, 9], [11, 12, 13, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # right padding: PEFT's positions are plain
@@ -55,7 +57,7 @@ def reference_greedy(model, prefix, ids, mask, steps: int, decoder_start: int | 
 def test_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(name):
     b = load_backbone(name)
     # a large random prefix: the tiny random models then generate varied tokens
-    pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=3, **{**RANDOM, "init_std": 20.0}))
+    pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=3, **{**RANDOM, "init_std": 20.0}))
     enc = encode_pairs(b.tokenizer, ["the film was great", "a dull plot"], None, seq2seq=name == "tiny-bart")
     start = b.model.config.decoder_start_token_id if name == "tiny-bart" else None
     with torch.no_grad():
@@ -77,7 +79,7 @@ def test_word_initialisation_equals_reading_the_words_first(reparameterize):
         b = load_backbone(name)
         words = "the film was"
         p = len(b.tokenizer(words, add_special_tokens=False)["input_ids"])
-        pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=p, init=PrefixInit.WORDS, init_text=words,
+        pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=p, init=PrefixInit.WORDS, init_text=words,
                                                 reparameterize=reparameterize, reparam_hidden=32))
         text = torch.tensor(b.tokenizer(" very good", add_special_tokens=False)["input_ids"])[None]
         word_ids = torch.tensor(b.tokenizer(words, add_special_tokens=False)["input_ids"])[None]
@@ -91,7 +93,7 @@ def test_word_initialisation_equals_reading_the_words_first(reparameterize):
 def test_reparameterised_prefix_is_fitted_to_the_words_then_collapses_unchanged():
     b = load_backbone("tiny-llama")
     config = PrefixTuningConfig(num_virtual_tokens=4, reparam_hidden=32, init_text="the film was")
-    pt = PrefixTuning(b, config)
+    pt = PrefixTuning(b, config=config)
     assert pt.init_error < 1e-8
     assert pt.trainable_parameters() > pt.prefix_parameters()  # the MLP is bigger than its output
     ids = torch.tensor([[5, 6, 7, 8]])
@@ -105,20 +107,19 @@ def test_reparameterised_prefix_is_fitted_to_the_words_then_collapses_unchanged(
 
 def test_save_and_load_the_collapsed_prefix(tmp_path):
     b = load_backbone("tiny-gpt2")
-    pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
-    pt.save_prefix(str(tmp_path / "p.safetensors"))
-    other = PrefixTuning(load_backbone("tiny-gpt2"),
-                         PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
-    other.load_prefix(str(tmp_path / "p.safetensors"))
+    pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
+    pt.collapse()
+    save_prompt(pt, tmp_path / "ckpt")
+    other = load_prompt(tmp_path / "ckpt", load_backbone("tiny-gpt2"))
+    assert not other.prompts.reparameterized
     torch.testing.assert_close(other.prompts.full_table(), pt.prompts.full_table())
-    wrong = PrefixTuning(load_backbone("tiny-llama"), PrefixTuningConfig(num_virtual_tokens=3, **RANDOM))
-    with pytest.raises(PrefixError, match="holds a prefix for 'tiny-gpt2'"):
-        wrong.load_prefix(str(tmp_path / "p.safetensors"))
+    with pytest.raises(CheckpointError, match="trained on backbone 'tiny-gpt2'"):
+        load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 
 
 def test_training_moves_only_the_prefix_and_lowers_the_loss():
     b = load_backbone("tiny-gpt2")
-    pt = PrefixTuning(b, PrefixTuningConfig(num_virtual_tokens=2, reparam_hidden=16, init_text="news"))
+    pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=2, reparam_hidden=16, init_text="news"))
     frozen = {k: v.clone() for k, v in b.model.state_dict().items()}
     opt = torch.optim.Adam([p for p in pt.parameters() if p.requires_grad], lr=1e-2)
     src, tgt = ["the team won the game", "the market fell"], [" sport", " business"]
@@ -150,19 +151,19 @@ def test_classification_with_a_template_on_causal_and_masked_lms():
     verbalizer = Verbalizer({"negative": "bad", "positive": "great"})
     for name, template in (("tiny-gpt2", "{text} It was {mask}"), ("tiny-bert", "{text} It was {mask}.")):
         config = PrefixTuningConfig(num_virtual_tokens=2, max_length=32, **RANDOM)
-        pt = PrefixTuning(load_backbone(name), config, template, verbalizer)
+        pt = PrefixTuning(load_backbone(name), template, verbalizer, config)
         assert pt(["a fine film", "a very dull plot"]).shape == (2, 2)
 
 
 def test_soft_prompt_generation_baseline_with_a_cache():
     b = load_backbone("tiny-llama")
-    m = SoftPromptLM(b, SoftPromptLMConfig(num_virtual_tokens=3, init_text="news", init_std=1.0))
+    m = PromptTuning(b, config=PromptTuningConfig(num_virtual_tokens=3, init_text="news"))
     enc = encode_pairs(b.tokenizer, ["the film was great", "a dull plot"], None, seq2seq=False)
-    got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], soft_prompt=m.soft_prompt,
+    got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], soft_prompt=m.prompt,
                           max_new_tokens=6)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     for step in range(6):  # reference: embed everything again at every step
-        embeds = torch.cat([m.soft_prompt.expand(2, -1, -1), b.model.get_input_embeddings()(ids)], 1)
+        embeds = torch.cat([m.prompt.expand(2, -1, -1), b.model.get_input_embeddings()(ids)], 1)
         full = torch.cat([torch.ones(2, 3, dtype=mask.dtype), mask], 1)
         with torch.no_grad():
             logits = prefixed_forward(b.model, None, inputs_embeds=embeds, attention_mask=full).logits
@@ -191,22 +192,21 @@ def test_bad_configurations_are_refused():
         PrefixTuning(_encoder_backbone())
     with pytest.raises(PrefixError, match="both a template and a verbalizer"):
         PrefixTuning(load_backbone("tiny-gpt2"), template="{text} It was {mask}")
-    gen = PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
+    gen = PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
     with pytest.raises(PrefixError, match="built for generation"):
         gen(["a film"])
-    masked = PrefixTuning(load_backbone("tiny-bert"), PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
+    masked = PrefixTuning(load_backbone("tiny-bert"), config=PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
     with pytest.raises(PrefixError, match="needs a causal LM or an encoder-decoder"):
         masked.generate(["a film"])
-    with pytest.raises(PrefixError, match="positions"):  # 100 + 64 > 128 positions, before any compute
-        PrefixTuning(load_backbone("tiny-gpt2"),
-                     PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM),
-                     "{text} It was {mask}", Verbalizer({"no": "bad", "yes": "great"}))
-    with pytest.raises(PrefixError, match="positions"):
+    with pytest.raises(ValueError, match="positions"):  # 100 + 64 > 128 positions, before any compute
+        PrefixTuning(load_backbone("tiny-gpt2"), "{text} It was {mask}", Verbalizer({"no": "bad", "yes": "great"}),
+                     PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM))
+    with pytest.raises(ValueError, match="positions"):
         gen.generate(["a film"], max_new_tokens=200)
     with pytest.raises(PrefixError, match="init_text has no tokens"):
-        PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=2, init_text=""))
-    with pytest.raises(PrefixError, match="≥ 0"):
-        PrefixTuning(load_backbone("tiny-gpt2"), PrefixTuningConfig(num_virtual_tokens=-1))
+        PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=2, init_text=""))
+    with pytest.raises(ValueError, match="non-negative"):
+        PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=-1))
     with pytest.raises(ValueError, match="one target per source"):
         encode_pairs(load_backbone("tiny-gpt2").tokenizer, ["a", "b"], ["x"], seq2seq=False)
 
@@ -225,7 +225,7 @@ def test_a_random_prefix_follows_its_seed_not_the_global_random_state(reparamete
         torch.manual_seed(noise)
         config = PrefixTuningConfig(num_virtual_tokens=3, init=PrefixInit.RANDOM, reparameterize=reparameterize,
                                     reparam_hidden=16, seed=seed)
-        return PrefixTuning(load_backbone("tiny-llama"), config).prompts.full_table().detach()
+        return PrefixTuning(load_backbone("tiny-llama"), config=config).prompts.full_table().detach()
 
     assert torch.equal(table(0, noise=1), table(0, noise=2))
     assert not torch.equal(table(0, noise=1), table(1, noise=1))

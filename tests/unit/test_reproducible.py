@@ -15,7 +15,7 @@ import os
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from prompt_learning import fit, load_backbone
-from prompt_learning.heads import HeadClassifier
+from prompt_learning.heads import HeadClassifier, HeadConfig
 from prompt_learning.p_tuning_v2 import PTuningV2, PTuningV2Config
 from prompt_learning.prefix_tuning import PrefixTuning, PrefixTuningConfig
 from prompt_learning.verbalizers import Verbalizer
@@ -27,9 +27,9 @@ bert, bert2, llama = load_backbone("tiny-bert"), load_backbone("tiny-bert"), loa
 torch.manual_seed(int.from_bytes(os.urandom(4), "little"))  # as unseeded as a fresh process
 methods = [
     PTuningV2(bert, 2, PTuningV2Config(2, train_backbone=True, max_length=16)),
-    HeadClassifier(bert2, 2, max_length=16),
-    PrefixTuning(llama, PrefixTuningConfig(2, init="random", max_length=16),
-                 "{text} It was {mask}", Verbalizer({"negative": "bad", "positive": "good"})),
+    HeadClassifier(bert2, 2, HeadConfig(max_length=16)),
+    PrefixTuning(llama, "{text} It was {mask}", Verbalizer({"negative": "bad", "positive": "good"}),
+                 PrefixTuningConfig(2, init="random", max_length=16)),
 ]
 for m in methods:
     print(fit(m, data, steps=3, lr=1e-2, batch_size=4, seed=0, progress=False).loss)

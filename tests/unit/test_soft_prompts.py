@@ -7,7 +7,7 @@ from peft import PromptTuningConfig as PeftPromptTuningConfig
 from peft import PromptTuningInit as PeftInit
 from peft import get_peft_model
 
-from prompt_learning import Verbalizer, evaluate, fit, load_backbone
+from prompt_learning import ClozeClassifier, PromptLearningConfig, Verbalizer, evaluate, fit, load_backbone
 from prompt_learning.backbones import Backbone
 from prompt_learning.soft_prompts import (
     PromptTuning, PromptTuningConfig, PromptTuningInit, Readout, SoftPromptError, initial_prompt,
@@ -20,8 +20,8 @@ SAME_LENGTH = ["a fine film", "a dull movie", "i loved it"]  # 3 tokens each: no
 
 
 def make(name="tiny-llama", n=5, **kw) -> PromptTuning:
-    cfg = PromptTuningConfig(num_virtual_tokens=n, **({"init": "RANDOM", "seed": 3} | kw))
-    return PromptTuning(load_backbone(name), TEMPLATE, WORDS, cfg, max_length=64)
+    cfg = PromptTuningConfig(num_virtual_tokens=n, **({"init": "RANDOM", "seed": 3, "max_length": 64} | kw))
+    return PromptTuning(load_backbone(name), TEMPLATE, WORDS, cfg)
 
 
 def test_same_logits_as_peft_prompt_tuning():
@@ -35,7 +35,8 @@ def test_same_logits_as_peft_prompt_tuning():
         mine = ours.word_logits(SAME_LENGTH)  # (B, V)
     assert mine.shape == theirs.shape == (3, len(ours.tokenizer))
     torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(mine, ours.cloze.word_logits(SAME_LENGTH))  # the prompt does change the output
+    zero_shot = ClozeClassifier(ours.backbone, TEMPLATE, WORDS, PromptLearningConfig(max_length=64))
+    assert not torch.allclose(mine, zero_shot.word_logits(SAME_LENGTH))  # the prompt does change the output
 
 
 def test_text_init_matches_peft(tmp_path):
@@ -101,8 +102,7 @@ def test_inits():
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-bert"])
 def test_head_readout(name, sentiment_toy):
     pt = PromptTuning(load_backbone(name), TEMPLATE, ["negative", "positive"],
-                      PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head"),
-                      max_length=64)
+                      PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head", max_length=64))
     assert pt.readout is Readout.HEAD and len([p for p in pt.parameters() if p.requires_grad]) == 3  # prompt, head weight, bias
     start = pt.prompt.detach().clone()
     fit(pt, all_positive(sentiment_toy), steps=20, lr=0.05, batch_size=4, seed=0, progress=False)
@@ -114,11 +114,10 @@ def test_head_readout_on_an_encoder_without_lm_head(sentiment_toy):
     bert = load_backbone("tiny-bert")
     encoder = Backbone("tiny-bert-encoder", "encoder", bert.model.bert, bert.tokenizer)
     pt = PromptTuning(encoder, TEMPLATE, ["negative", "positive"],
-                      PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", readout="head"), max_length=64)
+                      PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", readout="head", max_length=64))
     assert pt(sentiment_toy["text"][:3]).shape == (3, 2)
     with pytest.raises(ValueError, match="needs an LM head"):
-        PromptTuning(encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM"),
-                     max_length=64)
+        PromptTuning(encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", max_length=64))
 
 
 def test_nearest_tokens_of_a_text_init_are_the_text():
@@ -136,7 +135,7 @@ def test_nearest_tokens_of_a_text_init_are_the_text():
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, "4", True])
 def test_zero_virtual_tokens_is_refused(n):
-    with pytest.raises(SoftPromptError, match="at least one virtual token"):
+    with pytest.raises(ValueError, match="num_virtual_tokens must be a (non-negative|positive) integer"):
         PromptTuningConfig(num_virtual_tokens=n)
 
 
@@ -156,26 +155,26 @@ def test_text_init_without_text_is_refused():
 
 
 def test_unknown_init_and_readout_are_refused():
-    with pytest.raises(SoftPromptError, match=r"unknown init 'zeros'.*TEXT"):
+    with pytest.raises(ValueError, match=r"unknown init 'zeros'.*TEXT"):
         PromptTuningConfig(init="zeros")
-    with pytest.raises(SoftPromptError, match=r"unknown readout 'pooler'.*head"):
+    with pytest.raises(ValueError, match=r"unknown readout 'pooler'.*head"):
         PromptTuningConfig(readout="pooler")
 
 
 def test_verbalizer_readout_needs_a_verbalizer():
     with pytest.raises(SoftPromptError, match="needs a Verbalizer"):
         PromptTuning(load_backbone("tiny-llama"), TEMPLATE, ["negative", "positive"],
-                     PromptTuningConfig(num_virtual_tokens=2, init="RANDOM"), max_length=64)
+                     PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", max_length=64))
 
 
 def test_prompt_plus_text_longer_than_the_positions_is_refused():
-    with pytest.raises(SoftPromptError, match="exceed the 128 positions of 'tiny-llama'"):
+    with pytest.raises(ValueError, match="10 virtual tokens \\+ max_length 120 need 130 positions.*at most 118"):
         PromptTuning(load_backbone("tiny-llama"), TEMPLATE, WORDS,
-                     PromptTuningConfig(num_virtual_tokens=10, init="RANDOM"), max_length=120)
+                     PromptTuningConfig(num_virtual_tokens=10, init="RANDOM", max_length=120))
 
 
 def test_word_logits_needs_the_verbalizer_readout():
     pt = PromptTuning(load_backbone("tiny-llama"), TEMPLATE, ["n", "p"],
-                      PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", readout="head"), max_length=64)
+                      PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", readout="head", max_length=64))
     with pytest.raises(SoftPromptError, match="readout='verbalizer'"):
         pt.word_logits(["a film"])
