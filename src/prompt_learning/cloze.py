@@ -57,6 +57,7 @@ class ClozeClassifier(PromptMethod):
         self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)  # validated
         self.text_columns = self.template.text_slots
         check_positions(self.model, config.max_length)
+        self.model.requires_grad_(False)  # zero-shot: nothing trains (PET decides what does)
 
     @property
     def max_length(self) -> int:

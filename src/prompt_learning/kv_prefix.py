@@ -39,7 +39,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from .positions import PositionError, check_positions, max_positions, position_ids
+from .positions import PositionError, check_positions, position_ids
 
 ATTENTION_NAME = "kv_prefix_sdpa"
 _QUERY_NAMES = ("q_proj", "query", "c_attn", "q_attn")  # Llama/BART, BERT/RoBERTa, GPT-2

@@ -21,7 +21,7 @@ texts = ["a great film", "an awful movie", "good fun", "boring and dull", "i lov
 data = Dataset.from_dict({"text": texts, "label": [1, 0] * 6}, features=features)
 method = PromptTuning(load_backbone("tiny-llama"), "Review: {text} Sentiment: {mask}",
                       Verbalizer({"negative": "negative", "positive": "positive"}),
-                      PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was"), max_length=64)
+                      PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64))
 acc = Accelerator(cpu=True)
 hist = fit(method, data, steps=6, lr=3e-2, batch_size=batch_size, seed=0, progress=False, accelerator=acc)
 torch.save({"prompt": acc.unwrap_model(method).prompt.detach().cpu(), "loss": hist.loss,

@@ -49,5 +49,5 @@ class PromptStart:
         from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig
         m = PromptTuning(load_backbone("tiny-llama"), "Review: {text} Sentiment: {mask}",
                          Verbalizer({"negative": "negative", "positive": "positive"}),
-                         PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was"), max_length=64)
+                         PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64))
         return m.prompt.detach()

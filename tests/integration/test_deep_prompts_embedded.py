@@ -35,7 +35,7 @@ def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
     with torch.no_grad():
         table.normal_()
     config = PrefixTuningConfig(num_virtual_tokens=5, init=PrefixInit.RANDOM, reparameterize=False)
-    ours = PrefixTuning(smollm2, config)
+    ours = PrefixTuning(smollm2, config=config)
     ours.prompts.set_table(table)
     enc = smollm2.tokenizer(TEXTS, padding=True, return_tensors="pt", padding_side="right")
     with torch.no_grad():
@@ -46,7 +46,7 @@ def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
 
 
 def test_smollm2_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(smollm2):
-    pt = PrefixTuning(smollm2, PrefixTuningConfig(num_virtual_tokens=4, reparameterize=False,
+    pt = PrefixTuning(smollm2, config=PrefixTuningConfig(num_virtual_tokens=4, reparameterize=False,
                                                   init_text="Write a headline"))
     sources = ["Article: Shares rose in Tokyo.\nHeadline:", "Article: Rain.\nHeadline:"]
     enc = encode_pairs(smollm2.tokenizer, sources, None, seq2seq=False)
@@ -88,16 +88,19 @@ def test_minilm_prefix_equals_an_eager_recomputation(minilm):
 
 def test_minilm_p_tuning_v2_left_and_right_padding_agree(minilm):
     m = PTuningV2(minilm, 2, PTuningV2Config(8, max_length=64)).eval()
-    right = m.encode(TEXTS)
+    right = m.encode({"text": TEXTS})
+    right.pop("token_type_ids", None)
     n, width = right["attention_mask"].sum(-1), right["input_ids"].shape[1]
     left_ids = torch.zeros_like(right["input_ids"])
     for i in range(len(TEXTS)):
         left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
+    rows = torch.arange(len(TEXTS))
     with torch.no_grad():
-        left = m.features(left_ids, right["attention_mask"].flip(-1))
-        torch.testing.assert_close(left, m.features(**right), atol=1e-4, rtol=1e-4)
+        left = m.hidden_states({"input_ids": left_ids, "attention_mask": right["attention_mask"].flip(-1)})
+        first = m.hidden_states(right)[:, 0]  # [CLS], the first real token either way
+        torch.testing.assert_close(left[rows, width - n], first, atol=1e-4, rtol=1e-4)
 
 
 def test_minilm_prefix_plus_text_beyond_512_positions_is_an_error(minilm):
-    with pytest.raises(PrefixError, match="need 530 positions, but BertModel has 512"):
+    with pytest.raises(ValueError, match="need 530 positions, but BertForMaskedLM has 512|need 530 positions, but BertModel has 512"):
         PTuningV2(minilm, 2, PTuningV2Config(18, max_length=512))

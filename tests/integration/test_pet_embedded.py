@@ -11,8 +11,9 @@ from prompt_learning import (
     stratified_head,
 )
 from prompt_learning.calibration import CalibratedClassifier, calibrate_logits, prediction_shares
-from prompt_learning.heads import HeadClassifier
-from prompt_learning.pet import PET
+from prompt_learning.heads import HeadClassifier, HeadConfig
+from prompt_learning.method import PromptLearningConfig
+from prompt_learning.pet import PET, PETConfig
 
 pytestmark = pytest.mark.embedded
 SEED_PATTERN = "{text} It was {mask}."
@@ -48,7 +49,7 @@ def test_chinese_label_words_are_byte_pieces_for_smollm2(smollm2):
 
 
 def test_the_seed_pattern_is_biased_and_calibration_removes_the_bias(smollm2, test_set):
-    clf = ClozeClassifier(smollm2, SEED_PATTERN, SEED_WORDS, max_length=48)
+    clf = ClozeClassifier(smollm2, SEED_PATTERN, SEED_WORDS, PromptLearningConfig(max_length=48))
     zero = evaluate(clf, test_set, batch_size=40)
     assert prediction_shares(zero["logits"])[1] > 0.8  # "great" wins almost always
     calibrated = calibrate_logits(zero["logits"], CalibratedClassifier(clf).p_cf)
@@ -59,9 +60,9 @@ def test_the_seed_pattern_is_biased_and_calibration_removes_the_bias(smollm2, te
 
 def test_pet_beats_a_classifier_head_with_16_examples_per_class(smollm2, reviews, test_set):
     train = few_shot(reviews["pool"], 16, seed=0)
-    pet = PET(copy.deepcopy(smollm2), SEED_PATTERN, SEED_WORDS, max_length=48)
+    pet = PET(copy.deepcopy(smollm2), SEED_PATTERN, SEED_WORDS, PETConfig(max_length=48))
     fit(pet, train, steps=8, lr=2e-5, batch_size=8, seed=0, progress=False)
-    head = HeadClassifier(load_backbone("minilm-l6"), 2, max_length=48)
+    head = HeadClassifier(load_backbone("minilm-l6"), 2, HeadConfig(max_length=48))
     fit(head, train, steps=20, lr=1e-4, batch_size=8, seed=0, progress=False)
     pet_acc = evaluate(pet, test_set, 40)["accuracy"]
     head_acc = evaluate(head, test_set, 40)["accuracy"]

@@ -4,6 +4,7 @@ import math
 import subprocess
 import sys
 
+from prompt_learning.backbones import load_backbone
 from prompt_learning.benchmark import METHODS, compare
 
 
@@ -27,3 +28,27 @@ def rss_growth_in_a_fresh_process(work: str) -> float:
 def test_rss_growth_sees_an_allocation_and_not_its_absence():
     assert 48 < rss_growth_in_a_fresh_process("torch.ones(64 * 2**20 // 4).add_(1).sum()") < 256  # 64 MiB
     assert rss_growth_in_a_fresh_process("sum(range(1000))") < 16
+
+
+def test_ours_and_peft_compute_the_same_loss_on_the_step_batch():
+    """The benchmark times the same computation twice: with PEFT's weights copied into ours, one step's
+    loss on the benchmark's batch is the same number."""
+    import torch
+
+    from prompt_learning.benchmark import batch_texts, build, step_fn
+
+    for name in METHODS:
+        backbone = load_backbone("tiny-llama")
+        ours = build("ours", name, backbone, 3, 16)
+        peft = build("peft", name, load_backbone("tiny-llama"), 3, 16)
+        with torch.no_grad():
+            if name == "prompt_tuning":
+                peft.prompt_encoder["default"].embedding.weight.copy_(ours.prompt)
+            elif name == "p_tuning":
+                peft.prompt_encoder["default"].load_state_dict(ours.encoder.state_dict())
+            else:
+                peft.prompt_encoder["default"].embedding.weight.copy_(ours.prompts.table)
+        texts = batch_texts(backbone.tokenizer, batch=4, tokens=16)
+        a = step_fn("ours", ours, backbone, texts)()
+        b = step_fn("peft", peft, backbone, texts)()
+        assert abs(a - b) < 1e-4, (name, a, b)

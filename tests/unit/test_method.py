@@ -22,8 +22,6 @@ TEXTS = ["a fine film", "a movie that was boring and dull", "i loved it"]
 
 # name → (backbone families, build(backbone)); every method the book trains
 METHODS = {
-    "cloze": (("tiny-llama", "tiny-gpt2", "tiny-bert", "tiny-roberta"),
-              lambda b: ClozeClassifier(b, T, V, PromptLearningConfig(max_length=48))),
     "pet-all": (("tiny-llama", "tiny-bert", "tiny-roberta"), lambda b: PET(b, T, V, PETConfig(max_length=48))),
     "pet-frozen": (("tiny-llama", "tiny-roberta"),
                    lambda b: PET(b, T, V, PETConfig(tune="frozen", max_length=48))),
@@ -154,6 +152,15 @@ def test_the_package_exports_every_method():
     import prompt_learning
     for cls in (ClozeClassifier, PET, PromptTuning, PTuning, PrefixTuning, PTuningV2, HeadClassifier):
         assert getattr(prompt_learning, cls.__name__) is cls and issubclass(cls, PromptMethod)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-gpt2", "tiny-bert", "tiny-roberta"])
+def test_zero_shot_cloze_keeps_the_contract_and_trains_nothing(backbone, sentiment_toy):
+    m = ClozeClassifier(load_backbone(backbone), T, V, PromptLearningConfig(max_length=48))
+    assert isinstance(m, PromptMethod) and m.labels == LABELS and m.trainable_parameters() == 0
+    assert m(TEXTS).shape == (3, 2)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(m, sentiment_toy, steps=1, lr=1e-3, batch_size=2, progress=False)
 
 
 def test_in_context_classifier_keeps_the_contract(sentiment_toy):
