@@ -14,6 +14,7 @@ from prompt_learning import (
 )
 from prompt_learning.backbones import Backbone
 from prompt_learning.in_context import in_context_classifier
+from prompt_learning.precision import auto_precision
 
 V = Verbalizer({"negative": "bad", "positive": "good"})
 T = "{text} It was {mask}."
@@ -67,7 +68,7 @@ def test_contract(method, backbone, sentiment_toy, tmp_path):
         assert m.eval()(TEXTS).shape == (3, 2)
     before = [p.detach().clone() for p in trainable]
     hist = fit(m, sentiment_toy, steps=2, lr=1e-2, batch_size=4, progress=False)
-    assert len(hist.loss) == 2 and hist.precision == "no"
+    assert len(hist.loss) == 2 and hist.precision == auto_precision("cpu")
     assert any(not torch.equal(a, p) for a, p in zip(before, trainable)), "training changed nothing"
     with torch.no_grad():
         logits = m.eval()(TEXTS)

@@ -58,6 +58,12 @@ def test_two_fits_with_different_precisions_in_one_process(sentiment_toy):
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
     from prompt_learning import precision
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)  # AMX-BF16 / AVX512-BF16
+    assert precision.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)  # bf16 would be slower there
+    assert precision.resolve_precision("auto", "cpu") == "no"
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setenv("PROMPT_LEARNING_CPU_BF16", "0")
     assert precision.resolve_precision("auto", "cpu") == "no"
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # a T4
     assert precision.auto_precision("cuda") == "fp16"
