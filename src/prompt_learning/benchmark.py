@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import load_backbone
+from .precision import autocast, resolve_device, resolve_precision
 from .cloze import ClozeClassifier
 from .verbalizers import Verbalizer
 
@@ -70,8 +71,8 @@ def build(impl: str, name: str, backbone, n: int, tokens: int):
     return ours(name, backbone, n, tokens + 32) if impl == "ours" else peft(name, backbone, n)
 
 
-def step_fn(impl: str, method, backbone, texts: list[str]):
-    """One closure = one training step (forward, backward, optimiser step).
+def step_fn(impl: str, method, backbone, texts: list[str], precision: str = "no"):
+    """One closure = one training step (forward, backward, optimiser step) under ``precision`` autocast.
 
     The labels live on the backbone's device, where the logits are computed.
     """
@@ -94,17 +95,20 @@ def step_fn(impl: str, method, backbone, texts: list[str]):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        value = loss()
+        with autocast(device, precision):
+            value = loss()
         value.backward()
         opt.step()
         return value.item()
     return step
 
 
-def forward_fn(method, texts):
-    """One closure = one no-grad forward of ``method`` (texts → class logits)."""
+def forward_fn(method, texts, precision: str = "no"):
+    """One closure = one no-grad forward of ``method`` (texts → class logits) under ``precision``."""
+    device = next(method.parameters()).device
+
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, precision):
             method(texts)
     return forward
 
@@ -117,34 +121,45 @@ def timed(fn, sync) -> float:
     return time.perf_counter() - start
 
 
-def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m") -> dict:
-    """Median seconds of a training step, ours and PEFT's, and of our method's no-grad forward."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", precision: str = "auto") -> dict:
+    """Median seconds of a training step and a no-grad forward, ours and PEFT's, in two precisions.
+
+    ``ours`` runs at the book's default ``precision`` (``"auto"``: bf16 autocast on a CPU with AMX or a
+    recent GPU), ``peft`` at PEFT's default (fp32), ``peft_same`` at ours, ``ours_fp32`` in fp32.
+    """
+    device = resolve_device("auto")
+    ours_precision = resolve_precision(precision, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     results = {}
     for name in METHODS:
         fns = {}
         for impl in ("ours", "peft"):
-            backbone = load_backbone(model)
-            backbone.model.to(device)
+            backbone = load_backbone(model, device=device)
             method = build(impl, name, backbone, n, tokens).to(device)
             texts = batch_texts(backbone.tokenizer, tokens=tokens)
-            fns[impl] = step_fn(impl, method, backbone, texts)
-            fns[impl]()  # warm-up
-            if impl == "ours":  # the same method, prompt included, without gradients
-                fns["forward"] = forward_fn(method, texts)
-                fns["forward"]()
+            if impl == "ours":
+                fns["ours"] = step_fn(impl, method, backbone, texts, ours_precision)
+                fns["ours_fp32"] = step_fn(impl, method, backbone, texts, "no")
+                fns["forward"] = forward_fn(method, texts, ours_precision)  # the same method, no gradients
+                fns["forward_fp32"] = forward_fn(method, texts, "no")
+            else:
+                fns["peft"] = step_fn(impl, method, backbone, texts, "no")
+                fns["peft_same"] = step_fn(impl, method, backbone, texts, ours_precision)
+        for fn in fns.values():
+            fn()  # warm-up
         times = {impl: [] for impl in fns}
         for _ in range(repeats):  # alternate, so drifts in machine load hit all alike
             for impl, fn in fns.items():
                 times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
-    backbone = load_backbone(model)
-    backbone.model.to(device)
+    backbone = load_backbone(model, device=device)
     texts = batch_texts(backbone.tokenizer, tokens=tokens)
-    plain = forward_fn(ClozeClassifier(backbone, TEMPLATE, WORDS), texts)
-    plain()
-    results["forward_no_grad"] = statistics.median(timed(plain, sync) for _ in range(repeats))
+    plain = ClozeClassifier(backbone, TEMPLATE, WORDS)
+    for key, p in (("forward_no_grad", ours_precision), ("forward_no_grad_fp32", "no")):
+        fn = forward_fn(plain, texts, p)
+        fn()
+        results[key] = statistics.median(timed(fn, sync) for _ in range(repeats))
+    results["precision"] = ours_precision
     return results
 
 
@@ -199,10 +214,13 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
             model: str = "smollm2-135m") -> dict:
     """Time (and, with ``memory``, peak memory) of every method, ours and PEFT's, as ratios.
 
-    Returns ``{"device", "forward_no_grad_s", "rows": [...], ...}``; each row holds the medians
-    ``ours_s``/``peft_s``, ``time_ratio`` (ours/PEFT), ``ours_mib``/``peft_mib``, ``memory_ratio``
-    ``ours_forward_s`` and ``step_over_forward`` (our frozen-backbone step over a no-grad forward of
-    the same method on the same batch); ``forward_no_grad_s`` is the plain model's forward, no prompt.
+    Returns ``{"device", "precision", "forward_no_grad_s", "rows": [...], ...}``; each row holds the
+    medians ``ours_s`` (ours at the book's default precision) / ``peft_s`` (PEFT's default, fp32),
+    ``time_ratio`` (ours/PEFT), ``time_ratio_same`` (ours/PEFT at the same precision), ``step_speedup``
+    and ``forward_speedup`` (fp32 time over default-precision time, ours), ``ours_mib``/``peft_mib``,
+    ``memory_ratio``, ``ours_forward_s`` and ``step_over_forward`` (our frozen-backbone step over a
+    no-grad forward of the same method on the same batch); ``forward_no_grad_s`` is the plain model's
+    forward, no prompt (``forward_no_grad_fp32_s`` in fp32).
     """
     torch.manual_seed(0)
     times = time_all(virtual, repeats, tokens, model)
@@ -212,9 +230,13 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
                for impl in ("ours", "peft")}
         t = times[name]
         rows.append({"method": name, "ours_s": t["ours"], "peft_s": t["peft"], "time_ratio": t["ours"] / t["peft"],
+                     "peft_same_s": t["peft_same"], "time_ratio_same": t["ours"] / t["peft_same"],
+                     "ours_fp32_s": t["ours_fp32"], "step_speedup": t["ours_fp32"] / t["ours"],
+                     "forward_speedup": t["forward_fp32"] / t["forward"],
                      "ours_mib": mem["ours"], "peft_mib": mem["peft"],
                      "memory_ratio": mem["ours"] / mem["peft"] if mem["peft"] > 0 else float("nan"),
                      "ours_forward_s": t["forward"], "step_over_forward": t["ours"] / t["forward"]})
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    return {"model": model, "device": device, "forward_no_grad_s": times["forward_no_grad"], "rows": rows,
+    return {"model": model, "device": device, "forward_no_grad_s": times["forward_no_grad"],
+            "forward_no_grad_fp32_s": times["forward_no_grad_fp32"], "precision": times["precision"], "rows": rows,
             "batch": 8, "tokens": tokens, "virtual": virtual, "repeats": repeats}
