@@ -7,6 +7,7 @@ PY      := $(VENV)/bin/python
 TORCH   ?= torch==2.13.0
 PROFILE ?= cpu
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+REHEARSAL_HUB := _build/rehearsal-hub
 
 .PHONY: book test setup clean browser
 
@@ -57,8 +58,6 @@ gpu-check:
 # Rehearse the hub profiles with no hub: every chapter with the gpu profile's hub ids and branches, at
 # smoke sizes, on the CPU, each hub id served by a tiny random stand-in from a local hub cache
 # (prompt_learning.rehearsal). The numbers mean nothing; the hub-only code paths run.
-REHEARSAL_HUB := _build/rehearsal-hub
-
 $(REHEARSAL_HUB): | setup
 	$(PY) -m prompt_learning.rehearsal build $@
 

@@ -101,9 +101,9 @@ PROFILES: dict[str, Profile] = {
                    "bert-base-chinese", n_eval=1000, seeds=(0, 1, 2, 3, 4), shots=(4, 8, 16, 32),
                    icl_shots=(0, 1, 2, 4, 8, 16), steps=250, batch_size=16, max_length=128,
                    sizes="gpu", hub=True, needs_cuda=True),
-    # sized with prompt_learning.memory: every chapter's largest run under 15 GB and 20 minutes on a T4
+    # sized with prompt_learning.budgets: every chapter's largest run under 15 GB and 20 minutes on a T4
     "t4": Profile("t4", "HuggingFaceTB/SmolLM2-360M-Instruct", "roberta-large", "roberta-large",
-                  "bert-base-chinese", n_eval=1000, seeds=(0, 1, 2), shots=(8, 16, 32),
+                  "bert-base-chinese", n_eval=1000, seeds=(0, 1), shots=(8, 16, 32),
                   icl_shots=(0, 1, 2, 4, 8, 16), steps=150, batch_size=16, max_length=128,
                   sizes="gpu", hub=True, needs_cuda=True),
 }
@@ -123,7 +123,7 @@ def device_name() -> str:
 
 def gpu_memory_needed() -> int:
     """Bytes of GPU memory the ``gpu`` profile needs: its largest estimated chapter run plus a margin."""
-    from .memory import CHAPTER_RUNS  # imports this module
+    from .budgets import CHAPTER_RUNS  # imports this module
     return max(r.peak_bytes("bf16") for r in CHAPTER_RUNS["gpu"]) + GPU_MARGIN
 
 

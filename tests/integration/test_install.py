@@ -60,6 +60,23 @@ def chapter_imports(root: Path = ROOT) -> set[str]:
     return modules
 
 
+def library_imports(root: Path = ROOT) -> set[str]:
+    """Every absolute module the library imports anywhere, inside functions too (``rouge_score`` is
+    imported where it is used), except imports guarded by ``try`` (optional by design)."""
+    modules: set[str] = set()
+    for path in (root / "src" / "prompt_learning").rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for b in t.body for n in ast.walk(b)}
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module)
+    return {m for m in modules if not m.startswith("prompt_learning")}
+
+
 def source_modules(root: Path = ROOT) -> set[str]:
     package = root / "src" / "prompt_learning"
     return {"prompt_learning." + ".".join(p.relative_to(package).with_suffix("").parts)
@@ -113,5 +130,5 @@ def install_and_import(venv: Path, tree: Path, cwd: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                PYTHONNOUSERSITE="1")
-    done = run([py, "-c", IMPORT_ALL, json.dumps(sorted(chapter_imports()))], timeout=600, env=env, cwd=cwd)
+    done = run([py, "-c", IMPORT_ALL, json.dumps(sorted(chapter_imports() | library_imports()))], timeout=600, env=env, cwd=cwd)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -71,3 +71,11 @@ def test_colab_cell_installs_the_book_extra():
     for nb in CHAPTERS:
         first_code = "".join(next(c for c in cells(nb) if c["cell_type"] == "code")["source"])
         assert f'%pip install -q "prompt_learning[book] @ git+{url}"' in first_code, nb.name
+
+
+def test_the_reference_page_lists_everything_the_package_exports():
+    import prompt_learning
+    page = (ROOT / "book" / "reference.md").read_text()
+    documented = set(re.findall(r"[\w.]+", " ".join(re.findall(r":members:(.*)", page))))
+    missing = [name for name in prompt_learning.__all__ if name not in documented]
+    assert not missing, f"book/reference.md does not document {missing}"
