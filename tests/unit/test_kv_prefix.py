@@ -216,3 +216,15 @@ def test_a_prefix_that_would_never_reach_its_layers_is_an_error():
         prefixed_forward(model, prefix, ids, mask)
     enable_prefixes(model)
     prefixed_forward(model, prefix, ids, mask)
+
+
+def test_a_prefix_is_a_gated_interpolation():
+    """He et al. 2022: Attn(q, [K_p; K], [V_p; V]) = (1 − λ) Attn(q, K, V) + λ Attn(q, K_p, V_p)."""
+    g = torch.Generator().manual_seed(1)
+    B, H, T, P, d = 2, 4, 5, 3, 8
+    q, k, v = (torch.randn(B, H, T, d, generator=g) for _ in range(3))
+    pk, pv = (torch.randn(1, H, P, d, generator=g) for _ in range(2))
+    out = prefix_attention_eager(q, k, v, pk, pv)
+    s_p, s_x = q @ pk.transpose(-1, -2) / math.sqrt(d), q @ k.transpose(-1, -2) / math.sqrt(d)
+    lam = torch.sigmoid(torch.logsumexp(s_p, -1) - torch.logsumexp(s_x, -1))[..., None]
+    torch.testing.assert_close((1 - lam) * (s_x.softmax(-1) @ v) + lam * (s_p.softmax(-1) @ pv), out)

@@ -159,3 +159,19 @@ def test_template_too_long_for_max_length_is_refused():
     with pytest.raises(TemplateError, match="raise max_length"):
         PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS,
                 PTuningConfig(max_length=16))
+
+
+def test_the_encoder_and_the_anchors_by_hand_equal_p_tuning():
+    """Chapter 5's from-scratch cell: BiLSTM → MLP over z, virtual tokens at the [Pi] slots, anchors embedded."""
+    pt = make(encoder="LSTM")
+    enc, d = pt.encoder, pt.hidden_size
+    lstm = torch.nn.LSTM(d, d // 2, num_layers=2, bidirectional=True, batch_first=True)
+    lstm.load_state_dict(enc.lstm_head.state_dict())
+    with torch.no_grad():
+        v = enc.mlp_head[2](torch.relu(enc.mlp_head[0](lstm(enc.embedding.weight[None])[0])))[0]  # (n, d)
+        b = pt.encode(["a fine film"])
+        words = pt.model.get_input_embeddings()(b["input_ids"])
+        slot = b["virtual_index"]
+        x = torch.where((slot >= 0)[..., None], v[slot.clamp(min=0)], words)
+        torch.testing.assert_close(v, enc())
+        torch.testing.assert_close(x, pt.embed(b["input_ids"], slot))

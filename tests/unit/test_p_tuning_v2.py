@@ -130,3 +130,15 @@ def test_initial_values_follow_the_seed_not_the_global_random_state():
 
     assert torch.equal(state(0, noise=1), state(0, noise=2))
     assert not torch.equal(state(0, noise=1), state(1, noise=1))
+
+
+def test_deep_prompts_are_a_key_value_prefix_in_prefix_tunings_layout():
+    """Chapter 7: P-tuning v2's per-layer prompts, laid out as prefix tuning's keys and values, run the same."""
+    from prompt_learning.kv_prefix import KVPrefix, prefixed_forward
+    from prompt_learning.prefix_tuning import split_table
+    m = PTuningV2(tiny(), 2, PTuningV2Config(3, max_length=32)).eval()
+    keys, values = split_table(m.prompts.full_table(), m.slots)
+    batch = m.encode({"text": TEXTS})
+    with torch.no_grad():
+        want = prefixed_forward(m.encoder, KVPrefix(m.slot_of, keys, values, 3), **batch).last_hidden_state
+        torch.testing.assert_close(m.hidden_states(batch), want)

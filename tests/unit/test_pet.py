@@ -172,3 +172,15 @@ def test_distil_refuses_mismatched_or_unnormalised_targets():
         distil(student, ["a", "b"], torch.tensor([[0.5, 0.5]]), steps=1, lr=1e-3, batch_size=1)
     with pytest.raises(ValueError, match="summing to 1"):
         distil(student, ["a"], torch.tensor([[2.0, 0.5]]), steps=1, lr=1e-3, batch_size=1)
+
+
+def test_the_pet_loss_by_hand_equals_the_library(sentiment_toy):
+    """Chapter 2's from-scratch cell: label-word logits in the answer slot, then cross-entropy."""
+    from prompt_learning.training import classification_loss, collate
+    for name in ("tiny-llama", "tiny-roberta"):
+        pet = PET(load_backbone(name), T, V, PETConfig(max_length=48)).eval()
+        batch = collate([sentiment_toy[i] for i in range(4)])
+        word_logits = pet.word_logits(batch["text"])                                   # (B, V) at the slot
+        class_logits = torch.stack([word_logits[:, ids].mean(-1) for ids in pet.label_ids], -1)  # (B, C)
+        by_hand = torch.nn.functional.cross_entropy(class_logits, batch["label"])
+        torch.testing.assert_close(by_hand, classification_loss(pet, batch))

@@ -178,3 +178,19 @@ def test_word_logits_needs_the_verbalizer_readout():
                       PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", readout="head", max_length=64))
     with pytest.raises(SoftPromptError, match="readout='verbalizer'"):
         pt.word_logits(["a film"])
+
+
+def test_the_splice_by_hand_equals_prompt_tuning():
+    """Chapter 3's from-scratch cell: n vectors before the embeddings, n more mask columns, positions counted."""
+    pt = make()
+    texts = ["a fine film", "a movie that was boring and dull"]
+    hard = pt.template.encode(pt.tokenizer, {"text": texts}, 64, causal=True)
+    B, n = len(texts), pt.prompt.shape[0]
+    E = pt.model.get_input_embeddings()
+    x = torch.cat([pt.prompt.expand(B, n, -1), E(hard["input_ids"])], 1)  # (B, n + T, d)
+    mask = torch.cat([torch.ones(B, n, dtype=torch.long), hard["attention_mask"]], 1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        nxt = pt.model(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        by_hand = torch.stack([nxt[:, ids].mean(-1) for ids in pt.label_ids], -1)
+        torch.testing.assert_close(by_hand, pt(texts), atol=1e-5, rtol=1e-5)
