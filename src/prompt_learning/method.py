@@ -137,7 +137,7 @@ class PromptMethod(nn.Module):
         raise NotImplementedError
 
     def checkpoint_spec(self) -> dict:
-        """Everything :meth:`from_checkpoint_spec` needs to rebuild this method (JSON-able)."""
+        """Everything ``from_checkpoint_spec`` needs to rebuild this method (JSON-able)."""
         raise NotImplementedError(f"{type(self).__name__} does not describe itself for a checkpoint")
 
     @classmethod

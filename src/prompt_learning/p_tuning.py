@@ -101,8 +101,7 @@ class PTuning(SoftPromptClassifier):
 
     Args:
         backbone: a causal or masked LM (an encoder works with ``readout='head'``).
-        template: a :class:`~prompt_learning.templates.Template` with virtual-token markers, or its
-            pattern, e.g. ``"[P0][P1] {text} [P2] It was {mask}."``
+        template: a :class:`~prompt_learning.templates.Template` with ``[Pi]`` markers, or its pattern.
         verbalizer: label words (a list of class names suffices for the head readout).
         config: :class:`PTuningConfig`.
 

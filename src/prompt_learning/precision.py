@@ -7,15 +7,11 @@
   is ``torch.autocast`` around the forward (:func:`autocast`), chosen per call, never a
   process-wide setting. ``"auto"`` follows the hardware (:func:`auto_precision`):
 
-  ========================================  =========================================
-  hardware                                   ``"auto"`` gives
-  ========================================  =========================================
-  GPU with native bf16 (compute cap. ≥ 8)    ``"bf16"``
-  older GPU (T4, V100: cap. < 8)             ``"fp16"``, with loss scaling (:func:`grad_scaler`)
-  CPU with AMX-BF16 or AVX512-BF16            ``"bf16"`` (about 2× faster forwards, measured in
-                                             ``benchmarks/precision_cpu.py``)
-  other CPU                                  ``"no"`` (fp32: bf16 there is slower, not faster)
-  ========================================  =========================================
+  - a GPU with native bf16 (compute capability ≥ 8): ``"bf16"``;
+  - an older GPU (T4, V100): ``"fp16"``, with loss scaling (:func:`grad_scaler`);
+  - a CPU with AMX-BF16 or AVX512-BF16: ``"bf16"`` (about 2× faster forwards, measured in
+    ``benchmarks/precision_cpu.py``);
+  - any other CPU: ``"no"`` (fp32: bf16 there is slower, not faster).
 
 * **Casts where tensors meet.** A fp32 prompt entering a bf16 backbone is cast to the backbone's
   dtype (``embed``, ``kv_prefix``); a bf16 hidden state entering a fp32 head is cast to the head's

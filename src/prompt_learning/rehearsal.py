@@ -177,7 +177,7 @@ def _write_repo(hub: Path, name: str) -> None:
 
 
 def build_hub_cache(hf_home: str | Path, names: list[str] | tuple[str, ...] | None = None) -> Path:
-    """Write the stand-ins for ``names`` (default: every one in :data:`STANDINS`) as ``hf_home/hub``.
+    """Write the stand-ins for ``names`` (default: every one in ``STANDINS``) as ``hf_home/hub``.
 
     The cache is built in a temporary folder next to ``hf_home`` and renamed into place when
     complete. An existing ``hf_home`` built by this function with every name is kept as it is; one

@@ -235,10 +235,12 @@ class PromptTuning(SoftPromptClassifier):
 
     Args:
         backbone: a causal or masked LM (an encoder works with ``readout='head'``).
-        template: the hard part of the prompt, e.g. ``"Review: {text}\\nSentiment: {mask}"``; ``None``
-            (with ``verbalizer=None``) for generation with :meth:`lm_loss` and :meth:`generate`.
+        template: the hard part of the prompt, e.g. ``"Review: {text}\\nSentiment: {mask}"``.
         verbalizer: label words (a list of class names suffices for the head readout).
         config: :class:`PromptTuningConfig`.
+
+    With ``template=None`` and ``verbalizer=None`` the prompt is for generation: :meth:`lm_loss` and
+    :meth:`generate`.
 
     >>> pt = PromptTuning(load_backbone("tiny-llama"), "{text} It was {mask}.",
     ...                   Verbalizer({"negative": "bad", "positive": "good"}),

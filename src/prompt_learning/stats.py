@@ -12,7 +12,7 @@ array with one entry per test item, ``1`` where the method was right.
 - :func:`verdict`: the sentence the book prints, e.g.
   ``"PET ahead of ICL by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"``.
 
-Numpy and the standard library only: the normal quantile is :class:`statistics.NormalDist`, the
+Numpy and the standard library only: the normal quantile is ``statistics.NormalDist``, the
 t quantile is :func:`prompt_learning.quantiles.t_quantile`.
 """
 

@@ -5,6 +5,13 @@ order of the dataset's label names) to one or more words. A class's score is the
 words' logits in the answer slot (Schick & Schütze 2021). Each word must be *one* token for the
 backbone's tokenizer — written as it appears after the template's space, so " great" for a BPE
 tokenizer — unless ``multi_token="first"`` asks to score a long word by its first token.
+
+``multi_token="sum"`` scores every word, however many tokens it has, by the log-probability of its
+whole token sequence in the answer slot: the sum of per-token log-probabilities, each token
+conditioned on the ones before it for a causal LM, filled most-confident-first into as many masks
+as the word has tokens for a masked LM (PET with multiple masks, Schick & Schütze 2021, "It's Not
+Just Size That Matters"). That needs the backbone, not one slot's logits:
+``prompt_learning.multi_token.MultiTokenCloze`` does it, with ``Verbalizer.token_sequences``.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ class Verbalizer:
     def __init__(self, words: Mapping[str, Sequence[str] | str], multi_token: str = "error"):
         if not words:
             raise VerbalizerError("a verbalizer needs at least two classes, got none")
-        if multi_token not in ("error", "first"):
-            raise VerbalizerError(f"multi_token must be 'error' or 'first', got {multi_token!r}")
+        if multi_token not in ("error", "first", "sum"):
+            raise VerbalizerError(f"multi_token must be 'error' or 'first' (one token in the slot), or 'sum' "
+                                  f"(the whole word's log-probability), got {multi_token!r}")
         self.labels = list(words)
         self.words = [[w] if isinstance(w, str) else list(w) for w in words.values()]
         not_str = [(label, w) for label, ws in zip(self.labels, self.words) for w in ws if not isinstance(w, str)]
@@ -58,6 +66,11 @@ class Verbalizer:
 
     def token_ids(self, tokenizer, space_before: bool = True) -> list[list[int]]:
         """One token id per label word, grouped by class (validated)."""
+        if self.multi_token == "sum":
+            raise VerbalizerError(
+                "this verbalizer has multi_token='sum': its words are scored by their whole token sequence, "
+                "which one slot's logits cannot give. Use MultiTokenCloze(backbone, template, verbalizer) from "
+                "prompt_learning.multi_token, or build the Verbalizer with multi_token='error' or 'first'")
         out = []
         for label, words in zip(self.labels, self.words):
             ids = []
@@ -93,3 +106,40 @@ class Verbalizer:
 
     def flat_ids(self, token_ids: list[list[int]]) -> list[int]:
         return [i for ids in token_ids for i in ids]
+
+    def token_sequences(self, tokenizer, space_before: bool = True) -> list[list[list[int]]]:
+        """Every label word's full token ids, grouped by class (for ``multi_token="sum"``), validated.
+
+        A word may be several tokens; none may be the unknown token, and two classes may not share a
+        word's whole sequence (sharing a first token, " the economy" and " the market", is fine).
+        """
+        out = []
+        for label, words in zip(self.labels, self.words):
+            seqs = []
+            for w in words:
+                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)["input_ids"]
+                if not toks:
+                    raise VerbalizerError(f"label word {w!r} (class {label!r}) is no token at all for this "
+                                          "tokenizer; choose a word it can spell")
+                if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in toks:
+                    raise VerbalizerError(f"label word {w!r} (class {label!r}) contains the unknown token "
+                                          f"{tokenizer.unk_token!r} for this tokenizer; choose words in its vocabulary")
+                seqs.append(list(toks))
+            out.append(seqs)
+        owners: dict[tuple[int, ...], list[str]] = {}
+        for label, seqs in zip(self.labels, out):
+            for seq in {tuple(s) for s in seqs}:
+                owners.setdefault(seq, []).append(label)
+        shared = {tokenizer.decode(list(s)).strip(): labels for s, labels in owners.items() if len(labels) > 1}
+        if shared:
+            raise VerbalizerError(f"label word(s) {shared} stand for several classes, so those classes cannot be "
+                                  "told apart; give each class its own words")
+        return out
+
+    def word_index(self) -> list[list[int]]:
+        """Each class's columns in a flat ``(B, W)`` table of word scores (words in class order)."""
+        out, start = [], 0
+        for words in self.words:
+            out.append(list(range(start, start + len(words))))
+            start += len(words)
+        return out

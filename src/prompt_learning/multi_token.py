@@ -1,0 +1,279 @@
+"""Label words of several tokens, scored whole: the log-probability of the word in the answer slot.
+
+A label word such as " the economy" or "terrific" may be several tokens. Scoring it by its first
+token (``multi_token="first"``) throws the rest away; here every token counts:
+
+* **causal LM** — the log-probability of the continuation, the sum of per-token log-probabilities,
+  each token conditioned on the prompt and the tokens before it
+  (:func:`continuation_logprob`): ``log p(w_1 … w_L | x) = Σ_t log p(w_t | x, w_<t)``;
+* **masked LM** — PET with multiple masks (Schick & Schütze 2021, "It's Not Just Size That Matters:
+  Small Language Models Are Also Few-Shot Learners", §3.2): the slot holds as many masks as the word
+  has tokens; the mask whose token the model is most sure of is filled first, then the next, and the
+  score is the sum of the log-probabilities met on the way (:func:`masked_span_logprob`).
+
+For a one-token word both are the log-softmax of the slot's logits, so a verbalizer of one-token
+words ranks classes exactly as :class:`~prompt_learning.cloze.ClozeClassifier` does. A longer word
+collects more (negative) terms: comparing words of different lengths favours the shorter one, a
+property of the sum, not of the code.
+
+:class:`MultiTokenCloze` is the cloze classifier for a ``Verbalizer(..., multi_token="sum")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .backbones import Backbone
+from .cloze import _mlm_head, causal_next_token_logits, masked_lm_logits_at
+from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs
+from .positions import check_positions, position_ids
+from .templates import Template, TemplateError, special_tokens_around
+from .verbalizers import Verbalizer
+
+
+class MultiTokenError(InputError):
+    """Inputs the multi-token scorers cannot take; the message names the fix."""
+
+
+def _ids(tokenizer, item: str | Sequence[int], what: str, i: int) -> list[int]:
+    if isinstance(item, str):
+        return list(tokenizer(item, add_special_tokens=False)["input_ids"])
+    if not all(isinstance(t, int) for t in item):
+        raise MultiTokenError(f"{what}[{i}] must be a string or a list of token ids, got {item!r}")
+    return list(item)
+
+
+def is_causal(model) -> bool:
+    """Whether ``model`` predicts left to right (a ``…ForCausalLM`` / ``…LMHeadModel``)."""
+    name = type(model).__name__
+    return "CausalLM" in name or "LMHead" in name or bool(getattr(model.config, "is_decoder", False))
+
+
+def continuation_logprob(model, tokenizer, prefixes: Sequence[str | Sequence[int]],
+                         continuations: Sequence[str | Sequence[int]], batch_size: int = 32) -> torch.Tensor:
+    """``log p(continuation | prefix)`` ``(N,)`` under a causal LM: the sum of per-token log-probabilities.
+
+    Args:
+        model: a causal LM (GPT-2, Llama, SmolLM2).
+        tokenizer: its tokenizer.
+        prefixes: ``N`` prompts, as text (the tokenizer's leading special tokens are added, as a
+            template's encoding adds them) or as token ids (used as given).
+        continuations: ``N`` continuations, as text (tokenised as written: include the leading space
+            a BPE word needs, " great") or as token ids.
+        batch_size: pairs per forward pass.
+
+    Input: N (prefix, continuation) pairs. Each pair is one row ``prefix + continuation`` of a
+    left-padded batch; the logits at the last ``L_max + 1`` positions (``logits_to_keep``) give every
+    continuation token its log-probability. Output: ``(N,)`` fp32, differentiable (no ``no_grad`` inside).
+    """
+    if len(prefixes) != len(continuations):
+        raise MultiTokenError(f"{len(prefixes)} prefixes but {len(continuations)} continuations: pass one "
+                              "continuation per prefix (repeat a prefix to score several)")
+    if not is_causal(model):
+        raise MultiTokenError(f"continuation_logprob reads a causal LM, got {type(model).__name__}; for a "
+                              "masked LM use masked_span_logprob (PET's multiple masks)")
+    head, _ = special_tokens_around(tokenizer)
+    pre = [head + _ids(tokenizer, p, "prefixes", i) if isinstance(p, str) else _ids(tokenizer, p, "prefixes", i)
+           for i, p in enumerate(prefixes)]
+    cont = [_ids(tokenizer, c, "continuations", i) for i, c in enumerate(continuations)]
+    for i, (p, c) in enumerate(zip(pre, cont)):
+        if not c:
+            raise MultiTokenError(f"continuations[{i}] has no tokens: give each a word or phrase")
+        if not p:
+            raise MultiTokenError(f"prefixes[{i}] has no tokens, so nothing predicts the first continuation "
+                                  "token; start it with text (or the tokenizer's BOS id)")
+    device = model.get_input_embeddings().weight.device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = []
+    for s in range(0, len(pre), batch_size):
+        rows = [p + c for p, c in zip(pre[s:s + batch_size], cont[s:s + batch_size])]
+        lengths = [len(c) for c in cont[s:s + batch_size]]
+        width, keep = max(len(r) for r in rows), max(lengths) + 1
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # left padding: every row ends at the last column
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                       logits_to_keep=keep, use_cache=False).logits  # (b, keep, V)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for i, n in enumerate(lengths):
+            # column j of logp predicts the token at absolute column width - keep + j + 1
+            targets = ids[i, width - n:]  # (n,)
+            steps = logp[i, keep - 1 - n:keep - 1]  # (n, V): the positions that predict them
+            out.append(steps.gather(-1, targets[:, None]).sum())
+    return torch.stack(out)  # (N,)
+
+
+def masked_span_logprob(model, tokenizer, before: Sequence[Sequence[int]], after: Sequence[Sequence[int]],
+                        continuations: Sequence[Sequence[int]], batch_size: int = 32) -> torch.Tensor:
+    """PET's multi-mask score ``(N,)`` of ``continuations`` in a masked LM's answer slot.
+
+    Row ``i`` is ``before[i] + [MASK] × L_i + after[i]`` (token ids, special tokens included) with
+    ``L_i = len(continuations[i])``. At each of ``L_i`` steps the model predicts every remaining
+    mask; the mask whose target token has the highest log-probability is filled with that token and
+    its log-probability added (Schick & Schütze 2021, §3.2). ``L_i = 1`` is the plain cloze:
+    the log-softmax at the mask. Output: ``(N,)`` fp32 sums; ``L_max`` forward passes per batch.
+    """
+    if not len(before) == len(after) == len(continuations):
+        raise MultiTokenError(f"before, after and continuations must have one entry per example, got "
+                              f"{len(before)}, {len(after)} and {len(continuations)}")
+    if tokenizer.mask_token_id is None:
+        raise MultiTokenError("this tokenizer has no mask token: masked_span_logprob needs a masked LM")
+    if any(len(c) == 0 for c in continuations):
+        raise MultiTokenError("a continuation has no tokens: give each a word or phrase")
+    device = model.get_input_embeddings().weight.device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = []
+    for s in range(0, len(before), batch_size):
+        chunk = range(s, min(s + batch_size, len(before)))
+        rows = [list(before[i]) + [tokenizer.mask_token_id] * len(continuations[i]) + list(after[i]) for i in chunk]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # right padding, as a masked LM's batches are
+            ids[i, :len(r)] = torch.tensor(r)
+            mask[i, :len(r)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        # (example, slot position, target token) for every mask still open
+        open_ = [[(len(before[i]) + j, continuations[i][j]) for j in range(len(continuations[i]))] for i in chunk]
+        total = [torch.zeros((), device=device) for _ in chunk]
+        while any(open_):
+            rows_i = [b for b, o in enumerate(open_) for _ in o]
+            pos = [p for o in open_ for p, _ in o]
+            tgt = [t for o in open_ for _, t in o]
+            logits = _mlm_logits_at(model, ids, mask, torch.tensor(rows_i, device=device),
+                                    torch.tensor(pos, device=device))  # (M, V): every open mask
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, torch.tensor(tgt, device=device)[:, None])[:, 0]
+            ids = ids.clone()
+            k = 0
+            for b, o in enumerate(open_):
+                if not o:
+                    continue
+                here = logp[k:k + len(o)]  # (len(o),)
+                j = int(here.argmax())  # the most confident mask goes first
+                total[b] = total[b] + here[j]
+                ids[b, o[j][0]] = o[j][1]
+                k += len(o)
+                open_[b] = o[:j] + o[j + 1:]
+        out.extend(total)
+    return torch.stack(out)  # (N,)
+
+
+def _mlm_logits_at(model, input_ids, attention_mask, rows, positions) -> torch.Tensor:
+    """MLM logits ``(M, V)`` at ``M`` (row, position) pairs; the head runs there only."""
+    head = _mlm_head(model)
+    if head is None:
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, positions]
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    return head(hidden[rows, positions])  # (M, V)
+
+
+def slot_log_probs(backbone: Backbone, template: Template, columns: dict[str, list[str]],
+                   max_length: int = 128) -> torch.Tensor:
+    """Log-softmax over the vocabulary in the answer slot ``(B, V)``, fp32 (one forward pass)."""
+    causal = backbone.kind == "causal-lm"
+    b = {k: v.to(backbone.device) for k, v in template.encode(backbone.tokenizer, columns, max_length,
+                                                                causal=causal).items()}
+    if causal:
+        logits = causal_next_token_logits(backbone.model, b["input_ids"], b["attention_mask"])
+    else:
+        logits = masked_lm_logits_at(backbone.model, b["input_ids"], b["attention_mask"], b["mask_pos"])
+    return torch.log_softmax(logits.float(), dim=-1)  # (B, V)
+
+
+def word_log_probs(backbone: Backbone, template: Template, columns: dict[str, list[str]],
+                   sequences: Sequence[Sequence[int]], max_length: int = 128, batch_size: int = 32) -> torch.Tensor:
+    """``log p(word | example)`` ``(B, W)`` for ``W`` label words given as token-id sequences.
+
+    One-token words are read from one forward pass (:func:`slot_log_probs`); when a word is longer,
+    every (example, word) pair is scored whole: :func:`continuation_logprob` for a causal LM,
+    :func:`masked_span_logprob` (PET's multiple masks) for a masked LM.
+    """
+    _check_backbone(backbone, template)
+    if any(len(s) == 0 for s in sequences):
+        raise MultiTokenError("a label word has no tokens: give each a word or phrase")
+    if all(len(s) == 1 for s in sequences):
+        return slot_log_probs(backbone, template, columns, max_length)[:, [s[0] for s in sequences]]  # (B, W)
+    tok, causal = backbone.tokenizer, backbone.kind == "causal-lm"
+    longest = max(len(s) for s in sequences)
+    room = max_length if causal else max_length - (longest - 1)  # the extra masks must fit too
+    if room < 2:
+        raise MultiTokenError(f"max_length={max_length} leaves no room for {longest} masks; raise max_length")
+    rows = template.rows(tok, columns, room, causal=causal)
+    B, W = len(rows), len(sequences)
+    pairs = [(ids, pos, list(seq)) for ids, _, pos in rows for seq in sequences]  # example-major
+    if causal:
+        scores = continuation_logprob(backbone.model, tok, [p[0] for p in pairs], [p[2] for p in pairs], batch_size)
+    else:
+        scores = masked_span_logprob(backbone.model, tok, [ids[:pos] for ids, pos, _ in pairs],
+                                     [ids[pos + 1:] for ids, pos, _ in pairs], [p[2] for p in pairs], batch_size)
+    return scores.view(B, W)
+
+
+def _check_backbone(backbone: Backbone, template: Template) -> None:
+    if backbone.kind not in ("causal-lm", "masked-lm"):
+        raise MultiTokenError(f"scoring label words needs an LM head; {backbone.name!r} is a {backbone.kind}. "
+                              "Use a masked or causal LM")
+    if template.num_virtual_tokens:
+        raise TemplateError(f"{template!r} has virtual tokens [P0]…, which have no text here; use a hard template")
+    if backbone.kind == "causal-lm":
+        template.check_causal()
+    elif backbone.tokenizer.mask_token_id is None:
+        raise MultiTokenError(f"{backbone.name!r} has no mask token")
+
+
+class MultiTokenCloze(PromptMethod):
+    """A cloze classifier whose label words may be several tokens, each scored whole.
+
+    A class's score is the mean over its words of ``log p(word | template(x))``
+    (:func:`word_log_probs`); with one-token words the class ranking equals
+    :class:`~prompt_learning.cloze.ClozeClassifier`'s.
+
+    >>> clf = MultiTokenCloze(load_backbone("tiny-gpt2"), "{text} It was {mask}.",
+    ...                       Verbalizer({"negative": "not good", "positive": "really good"}, multi_token="sum"))
+    >>> clf(["a fine film"]).shape
+    torch.Size([1, 2])
+
+    Input: texts (B). Forward passes: one if every word is one token; else ``B × W`` rows (causal LM,
+    one pass per batch) or ``L_max`` passes over them (masked LM). Output: class log-probabilities (B, C).
+    """
+
+    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
+                 config: PromptLearningConfig | None = None):
+        config = config if config is not None else self.config_class()
+        if not isinstance(verbalizer, Verbalizer):
+            raise InputError(f"a cloze classifier reads label words: pass a Verbalizer, got {type(verbalizer).__name__}")
+        super().__init__(backbone, config, verbalizer.labels)
+        self.template = Template(template) if isinstance(template, str) else template
+        _check_backbone(backbone, self.template)
+        if config.num_virtual_tokens:
+            raise InputError(f"{type(self).__name__} adds no virtual tokens; set num_virtual_tokens=0")
+        self.verbalizer = verbalizer
+        self.sequences = verbalizer.token_sequences(self.tokenizer, space_before=self.template.mask_space)
+        self.text_columns = self.template.text_slots
+        check_positions(self.model, config.max_length)
+        self.model.requires_grad_(False)  # zero-shot: nothing trains
+
+    def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
+        flat = [s for seqs in self.sequences for s in seqs]
+        scores = word_log_probs(self.backbone, self.template, columns, flat, self.config.max_length)  # (B, W)
+        return self.verbalizer.class_logits(scores, self.verbalizer.word_index())  # (B, C)
+
+    def word_scores(self, texts) -> torch.Tensor:
+        """``log p(word | template(x))`` ``(B, W)`` for every label word (class-major order)."""
+        flat = [s for seqs in self.sequences for s in seqs]
+        return word_log_probs(self.backbone, self.template, check_inputs(texts, self.text_columns), flat,
+                              self.config.max_length)
+
+    def checkpoint_spec(self) -> dict:
+        return {"template": self.template.pattern, "verbalizer": self.verbalizer.spec(),
+                "config": self.config.to_dict()}
+
+    @classmethod
+    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> MultiTokenCloze:
+        return cls(backbone, spec["template"], Verbalizer.from_spec(spec["verbalizer"]),
+                   cls.config_class.from_dict(spec["config"]))
