@@ -54,10 +54,14 @@ class ClozeClassifier(PromptMethod):
             self.template.check_causal()  # before any compute
         if not self.causal and self.tokenizer.mask_token_id is None:
             raise InputError(f"{backbone.name!r} has no mask token")
-        self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)  # validated
+        self.label_ids = self.answer_ids(verbalizer)  # validated now, before any compute
         self.text_columns = self.template.text_slots
         check_positions(self.model, config.max_length)
         self.model.requires_grad_(False)  # zero-shot: nothing trains (PET decides what does)
+
+    def answer_ids(self, verbalizer: Verbalizer) -> list[list[int]]:
+        """Each class's label words as token ids: one token each here (multi-token words: ``MultiTokenCloze``)."""
+        return verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)
 
     @property
     def max_length(self) -> int:

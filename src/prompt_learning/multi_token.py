@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import torch
 
 from .backbones import Backbone
-from .cloze import _mlm_head, causal_next_token_logits, masked_lm_logits_at
-from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs
-from .positions import check_positions, position_ids
+from .cloze import ClozeClassifier, _mlm_head, causal_next_token_logits, masked_lm_logits_at
+from .method import InputError, check_inputs
+from .positions import position_ids
 from .templates import Template, TemplateError, special_tokens_around
 from .verbalizers import Verbalizer
 
@@ -226,7 +226,7 @@ def _check_backbone(backbone: Backbone, template: Template) -> None:
         raise MultiTokenError(f"{backbone.name!r} has no mask token")
 
 
-class MultiTokenCloze(PromptMethod):
+class MultiTokenCloze(ClozeClassifier):
     """A cloze classifier whose label words may be several tokens, each scored whole.
 
     A class's score is the mean over its words of ``log p(word | template(x))``
@@ -242,21 +242,10 @@ class MultiTokenCloze(PromptMethod):
     one pass per batch) or ``L_max`` passes over them (masked LM). Output: class log-probabilities (B, C).
     """
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: PromptLearningConfig | None = None):
-        config = config if config is not None else self.config_class()
-        if not isinstance(verbalizer, Verbalizer):
-            raise InputError(f"a cloze classifier reads label words: pass a Verbalizer, got {type(verbalizer).__name__}")
-        super().__init__(backbone, config, verbalizer.labels)
-        self.template = Template(template) if isinstance(template, str) else template
-        _check_backbone(backbone, self.template)
-        if config.num_virtual_tokens:
-            raise InputError(f"{type(self).__name__} adds no virtual tokens; set num_virtual_tokens=0")
-        self.verbalizer = verbalizer
+    def answer_ids(self, verbalizer: Verbalizer) -> list[list[int]]:
+        """Every label word's whole token sequence, class-major (several tokens allowed)."""
         self.sequences = verbalizer.token_sequences(self.tokenizer, space_before=self.template.mask_space)
-        self.text_columns = self.template.text_slots
-        check_positions(self.model, config.max_length)
-        self.model.requires_grad_(False)  # zero-shot: nothing trains
+        return self.sequences
 
     def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
         flat = [s for seqs in self.sequences for s in seqs]
@@ -268,12 +257,3 @@ class MultiTokenCloze(PromptMethod):
         flat = [s for seqs in self.sequences for s in seqs]
         return word_log_probs(self.backbone, self.template, check_inputs(texts, self.text_columns), flat,
                               self.config.max_length)
-
-    def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern, "verbalizer": self.verbalizer.spec(),
-                "config": self.config.to_dict()}
-
-    @classmethod
-    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> MultiTokenCloze:
-        return cls(backbone, spec["template"], Verbalizer.from_spec(spec["verbalizer"]),
-                   cls.config_class.from_dict(spec["config"]))
