@@ -27,7 +27,7 @@ import torch
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier, _mlm_head, causal_next_token_logits, masked_lm_logits_at
-from .method import InputError, check_inputs
+from .method import InputError, PromptLearningConfig, check_inputs
 from .positions import position_ids
 from .templates import Template, TemplateError, special_tokens_around
 from .verbalizers import Verbalizer
@@ -241,6 +241,11 @@ class MultiTokenCloze(ClozeClassifier):
     Input: texts (B). Forward passes: one if every word is one token; else ``B × W`` rows (causal LM,
     one pass per batch) or ``L_max`` passes over them (masked LM). Output: class log-probabilities (B, C).
     """
+
+    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
+                 config: PromptLearningConfig | None = None):
+        _check_backbone(backbone, Template(template) if isinstance(template, str) else template)  # its own errors
+        super().__init__(backbone, template, verbalizer, config)
 
     def answer_ids(self, verbalizer: Verbalizer) -> list[list[int]]:
         """Every label word's whole token sequence, class-major (several tokens allowed)."""
