@@ -47,7 +47,7 @@ clean:
 	rm -rf _build
 
 # On a CUDA machine, in an environment with a CUDA build of torch: the GPU tests, then chapters 2
-# and 7 in the gpu profile with the embedded backbones standing in for the hub ones, in under
+# and 8 in the gpu profile with the embedded backbones standing in for the hub ones, in under
 # 8 minutes. Timings, test results and the device go to $(RESULTS). Without a GPU it stops at once.
 RESULTS ?= benchmarks/results
 .PHONY: gpu-check

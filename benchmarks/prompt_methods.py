@@ -6,7 +6,7 @@ Prints medians over alternating repeats and the ratios ours/PEFT (time and peak 
 book's default precision (bf16 autocast on a CPU with AMX) against PEFT at its default (fp32) and at
 the same precision; the fp32/bf16 speed-ups of our step and forward; and our frozen-backbone step
 over a no-grad forward of the same method. The measurement itself is
-:mod:`prompt_learning.benchmark` (chapter 8 runs it too).
+:mod:`prompt_learning.benchmark` (chapter 9 runs it too).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """prompt_learning: the library behind the prompt-learning book.
 
 One idea per module, named as in the book's chapters: ``templates`` and ``verbalizers`` (PET's
-patterns and label words), ``cloze`` (classification with the LM head), ``pet``, ``in_context``
+patterns and label words), ``cloze`` (classification with the LM head), ``pet``, ``auto_label_words``,
+``autoprompt`` and ``multi_token`` (prompts found by search), ``in_context``
 (demonstrations in the prompt), ``soft_prompts`` (prompt tuning), ``p_tuning``, ``kv_prefix``,
 ``prefix_tuning``, ``p_tuning_v2``, ``heads`` (the classifier-head baseline); ``method`` (the
 contract every method keeps), ``checkpoints``, ``training`` (one train/evaluate loop),
@@ -9,12 +10,15 @@ contract every method keeps), ``checkpoints``, ``training`` (one train/evaluate 
 ``backbones`` and ``data`` (offline pretrained models and corpora), ``profiles`` (run sizes).
 """
 
+from .auto_label_words import LabelWordSearch, auto_label_words
+from .autoprompt import AutoPrompt, AutoPromptConfig
 from .backbones import Backbone, BackboneError, load_backbone
 from .checkpoints import CheckpointError, load_prompt, save_prompt
 from .cloze import ClozeClassifier
 from .data import bbc_news, chinese_reviews, few_shot, movie_reviews, stratified_head
 from .heads import HeadClassifier, HeadConfig
 from .method import InputError, PromptLearningConfig, PromptMethod, check_dataset
+from .multi_token import MultiTokenCloze, continuation_logprob
 from .p_tuning import PromptEncoderType, PTuning, PTuningConfig
 from .p_tuning_v2 import PTuningV2, PTuningV2Config
 from .pet import PET, PETConfig, PETLoss, PatternEnsemble
@@ -26,6 +30,8 @@ from .training import History, evaluate, fit, predict, set_seed
 from .verbalizers import Verbalizer, VerbalizerError
 
 __all__ = [
+    "LabelWordSearch", "auto_label_words", "AutoPrompt", "AutoPromptConfig", "MultiTokenCloze",
+    "continuation_logprob",
     "Backbone", "BackboneError", "load_backbone", "CheckpointError", "load_prompt", "save_prompt",
     "ClozeClassifier", "bbc_news", "chinese_reviews", "few_shot", "movie_reviews", "stratified_head",
     "HeadClassifier", "HeadConfig", "InputError", "PromptLearningConfig", "PromptMethod", "check_dataset",

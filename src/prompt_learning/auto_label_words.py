@@ -148,18 +148,19 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
     """LM-BFF's automatic label-word selection on the training examples ``data``.
 
     Args:
-        backbone: a masked or causal LM.
-        template: a hard template with one ``{mask}`` (at the end for a causal LM).
-        data: labelled examples, a ``Dataset`` with the template's text column(s) and a ``ClassLabel``
-            ``label`` (or a dict of lists with ``labels=``).
-        k: candidates kept per class (LM-BFF's ``k``).
-        n: assignments returned, best first (LM-BFF's ``n``).
-        candidates: ``None`` to search the vocabulary; a dict class → words or phrases to rank
-            (phrases of several tokens are scored whole); or one list shared by every class.
-        words_only: vocabulary search only: skip tokens without a letter.
-        max_assignments: refuse before any compute when ``k^C`` combinations exceed it.
 
-    Returns: a :class:`LabelWordSearch`; ``.best`` is a :class:`Verbalizer` whose classes are in the
+    - ``backbone``: a masked or causal LM.
+    - ``template``: a hard template with one ``{mask}`` (at the end for a causal LM).
+    - ``data``: labelled examples, a ``Dataset`` with the template's text column(s) and a
+      ``ClassLabel`` ``label`` (or a dict of lists with ``labels=``).
+    - ``k``: candidates kept per class (LM-BFF's ``k``).
+    - ``n``: assignments returned, best first (LM-BFF's ``n``).
+    - ``candidates``: ``None`` to search the vocabulary; a dict class → words or phrases to rank
+      (phrases of several tokens are scored whole); or one list shared by every class.
+    - ``words_only``: vocabulary search only: skip tokens without a letter.
+    - ``max_assignments``: refuse before any compute when ``k^C`` combinations exceed it.
+
+    Returns: a :class:`LabelWordSearch`; ``.best`` is a :class:`~prompt_learning.verbalizers.Verbalizer` whose classes are in the
     dataset's label order. Compute: ``N`` examples × one forward pass (vocabulary or one-token
     candidates); ``N × W`` rows when a candidate has several tokens.
     """

@@ -24,7 +24,7 @@ Each search step (HotFlip's first-order step, as AutoPrompt takes it):
 
 Prompt tuning (:class:`~prompt_learning.soft_prompts.PromptTuning`) follows the same gradient ``g`` but
 keeps the continuous vector it leads to; AutoPrompt projects it back to a real token, so the result is
-a hard prompt any cloze classifier can read (:attr:`AutoPromptResult.template`), at the price of a
+a hard prompt any cloze classifier can read (``AutoPromptResult.template``), at the price of a
 search over a discrete space instead of gradient descent in a continuous one.
 
 AutoPrompt's code evaluates the candidates on a fresh batch and accumulates the gradient over

@@ -6,7 +6,7 @@ Runs alternate between ours and PEFT's, several repeats; medians are reported as
 Our frozen-backbone step is also compared with a no-grad forward of the same method on the same
 batch: what training costs over inference.
 
-The command line is ``python benchmarks/prompt_methods.py``; chapter 8 calls :func:`compare`.
+The command line is ``python benchmarks/prompt_methods.py``; chapter 9 calls :func:`compare`.
 Peak memory: CUDA's max_memory_allocated on a GPU; on a CPU each method runs in a fresh process
 and the peak growth of resident memory during three steps (sampled every 2 ms) is taken.
 """

@@ -122,26 +122,26 @@ def chapter_runs(profile) -> list[Run]:
             eval_rows=1000),
         Run(3, "prompt tuning, 20 soft tokens", lm, ("prompt", 20 * h), 16, 128 + 20, 150,
             also_loaded=(cloze,) if p.hub else (), eval_rows=1000 + 8 * 1032),
-        Run(4, "prompt tuning sweep, the longest prompt (50 tokens)", lm, ("prompt", 50 * h), 16, 128 + 50,
+        Run(5, "prompt tuning sweep, the longest prompt (50 tokens)", lm, ("prompt", 50 * h), 16, 128 + 50,
             100, runs=3, eval_rows=1000),
-        Run(4, "prompt tuning sweep, the other points (≤ 20 tokens)", lm, ("prompt", 20 * h), 16, 128 + 20,
+        Run(5, "prompt tuning sweep, the other points (≤ 20 tokens)", lm, ("prompt", 20 * h), 16, 128 + 20,
             100, runs=30, eval_rows=1000),
-        Run(5, "P-tuning, LSTM encoder (stability and anchors)", lm, ("prompt", lstm_encoder_params(h, 6)),
+        Run(6, "P-tuning, LSTM encoder (stability and anchors)", lm, ("prompt", lstm_encoder_params(h, 6)),
             16, 128 + 12, 100, runs=10, eval_rows=1000),
-        Run(5, "P-tuning, MLP encoder and free vectors", lm, ("prompt", 3 * h * h), 16, 128 + 12, 100,
+        Run(6, "P-tuning, MLP encoder and free vectors", lm, ("prompt", 3 * h * h), 16, 128 + 12, 100,
             runs=10, eval_rows=1000),
     ]
     a = ARCHITECTURES[lm]
-    virtual = 10 * prefix_width(a) // a.hidden  # chapter 6: prompt tuning with prefix tuning's budget
+    virtual = 10 * prefix_width(a) // a.hidden  # chapter 7: prompt tuning with prefix tuning's budget
     source = 400 + 30  # 400 body tokens + template + headline
     runs += [
-        Run(6, f"prompt tuning, {virtual} soft tokens (the prefix's budget)", lm, ("prompt", virtual * h), 16,
+        Run(7, f"prompt tuning, {virtual} soft tokens (the prefix's budget)", lm, ("prompt", virtual * h), 16,
             source + virtual, 300, logits_kept=16 * 24),
-        Run(6, "prefix tuning through the MLP (10 tokens)", lm, ("prompt", prefix_mlp_params(a, 10)), 16,
+        Run(7, "prefix tuning through the MLP (10 tokens)", lm, ("prompt", prefix_mlp_params(a, 10)), 16,
             source + 10, 300, logits_kept=16 * 24),
-        Run(6, "prefix tuning, direct table (words / random start)", lm, ("prompt", 10 * prefix_width(a)), 16,
+        Run(7, "prefix tuning, direct table (words / random start)", lm, ("prompt", 10 * prefix_width(a)), 16,
             source + 10, 300, runs=2, logits_kept=16 * 24),
-        Run(6, "greedy headlines, 250 articles × 5 methods (no training)", lm, "none", 8, source + 32,
+        Run(7, "greedy headlines, 250 articles × 5 methods (no training)", lm, "none", 8, source + 32,
             32 * 32, runs=5, computed_len=math.ceil((source + 32) / 32), kv_cache=True),
     ]
     e = ARCHITECTURES[enc]
@@ -150,28 +150,28 @@ def chapter_runs(profile) -> list[Run]:
         return n * prefix_width(e) + 2 * e.hidden + 2
 
     runs += [
-        Run(7, "full fine-tuning of the encoder (movie reviews, BBC)", enc, "all", 16, 128, 400, runs=2,
+        Run(8, "full fine-tuning of the encoder (movie reviews, BBC)", enc, "all", 16, 128, 400, runs=2,
             logits_kept=0, also_loaded=(enc,), eval_rows=1000),
-        Run(7, "P-tuning v2, 64 prompts per layer", enc, ("prompt", v2(64)), 16, 128, 400, logits_kept=0,
+        Run(8, "P-tuning v2, 64 prompts per layer", enc, ("prompt", v2(64)), 16, 128, 400, logits_kept=0,
             eval_rows=1000),
-        Run(7, "P-tuning v2 / shallow prompts and ablations (16 per layer)", enc, ("prompt", v2(16)), 16, 128,
+        Run(8, "P-tuning v2 / shallow prompts and ablations (16 per layer)", enc, ("prompt", v2(16)), 16, 128,
             400, runs=10, logits_kept=0, eval_rows=1000),
-        Run(7, "head only", enc, "head", 16, 128, 400, runs=2, logits_kept=0, eval_rows=1000),
+        Run(8, "head only", enc, "head", 16, 128, 400, runs=2, logits_kept=0, eval_rows=1000),
     ]
-    shots = [k for k in (16, 64) if k in p.shots] or [16]  # chapter 8's gpu row reads these from the profile
+    shots = [k for k in (16, 64) if k in p.shots] or [16]  # chapter 9's gpu row reads these from the profile
     combos = 2 * len(shots) * min(3, len(p.seeds))  # two tasks × k × at most three seeds
     both = (lm, enc)  # the shared frozen backbones stay loaded
     runs += [
-        Run(8, "PET: full fine-tuning of a fresh causal LM", lm, "all", B, L + 8, p.steps, runs=combos,
+        Run(9, "PET: full fine-tuning of a fresh causal LM", lm, "all", B, L + 8, p.steps, runs=combos,
             also_loaded=both, eval_rows=p.n_eval),
-        Run(8, "full fine-tuning of a fresh encoder", enc, "all", B, L, p.steps, runs=combos, logits_kept=0,
+        Run(9, "full fine-tuning of a fresh encoder", enc, "all", B, L, p.steps, runs=combos, logits_kept=0,
             also_loaded=both, eval_rows=p.n_eval),
-        Run(8, "prompt tuning / P-tuning (LSTM) / prefix tuning, 16 tokens", lm,
+        Run(9, "prompt tuning / P-tuning (LSTM) / prefix tuning, 16 tokens", lm,
             ("prompt", max(lstm_encoder_params(h, 16), 16 * prefix_width(a))), B, L + 16, p.steps,
             runs=3 * combos, also_loaded=(enc,), eval_rows=p.n_eval),
-        Run(8, "P-tuning v2 and head only", enc, ("prompt", v2(16)), B, L, p.steps, runs=2 * combos,
+        Run(9, "P-tuning v2 and head only", enc, ("prompt", v2(16)), B, L, p.steps, runs=2 * combos,
             logits_kept=0, also_loaded=(lm,), eval_rows=p.n_eval),
-        Run(8, "in-context learning, one demonstration per class (no training)", lm, "none", 32,
+        Run(9, "in-context learning, one demonstration per class (no training)", lm, "none", 32,
             5 * (L + 8) + L, math.ceil(p.n_eval / 32), runs=combos, computed_len=L, kv_cache=True,
             also_loaded=(enc,)),
     ]

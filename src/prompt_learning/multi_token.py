@@ -56,13 +56,14 @@ def continuation_logprob(model, tokenizer, prefixes: Sequence[str | Sequence[int
     """``log p(continuation | prefix)`` ``(N,)`` under a causal LM: the sum of per-token log-probabilities.
 
     Args:
-        model: a causal LM (GPT-2, Llama, SmolLM2).
-        tokenizer: its tokenizer.
-        prefixes: ``N`` prompts, as text (the tokenizer's leading special tokens are added, as a
-            template's encoding adds them) or as token ids (used as given).
-        continuations: ``N`` continuations, as text (tokenised as written: include the leading space
-            a BPE word needs, " great") or as token ids.
-        batch_size: pairs per forward pass.
+
+    - ``model``: a causal LM (GPT-2, Llama, SmolLM2).
+    - ``tokenizer``: its tokenizer.
+    - ``prefixes``: ``N`` prompts, as text (the tokenizer's leading special tokens are added, as a
+      template's encoding adds them) or as token ids (used as given).
+    - ``continuations``: ``N`` continuations, as text (tokenised as written: include the leading
+      space a BPE word needs, " great") or as token ids.
+    - ``batch_size``: pairs per forward pass.
 
     Input: N (prefix, continuation) pairs. Each pair is one row ``prefix + continuation`` of a
     left-padded batch; the logits at the last ``L_max + 1`` positions (``logits_to_keep``) give every

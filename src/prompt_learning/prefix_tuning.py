@@ -31,6 +31,8 @@ from .verbalizers import Verbalizer
 
 
 class PrefixInit(str, Enum):
+    """How a prefix starts: the keys and values of real words, or random numbers."""
+
     WORDS = "words"  # keys/values the backbone computes on a real word string (Li & Liang §7.2)
     RANDOM = "random"  # N(0, init_std²) entries, PEFT's default (an nn.Embedding has std 1)
 

@@ -12,7 +12,7 @@ random (:class:`PromptTuningInit`, as in PEFT). The answer is read through the c
 verbalizer (``ClozeClassifier.slot_logits`` with ``inputs_embeds``), or by a small
 classification head on the hidden state in the answer slot (:class:`Readout`). Built without a
 template and verbalizer, the same prompt serves generation (:meth:`PromptTuning.lm_loss`,
-:meth:`PromptTuning.generate`): the input-level baseline that chapter 6 compares prefix tuning with.
+:meth:`PromptTuning.generate`): the input-level baseline that chapter 7 compares prefix tuning with.
 
 Lester et al. used T5 (v1.1, LM-adapted), no hard template, and read the answer as generated label
 text; reading it through a cloze template and label words, as here, is an adaptation.

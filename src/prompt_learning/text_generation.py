@@ -11,7 +11,7 @@ Generation methods (prefix tuning, prompt tuning for generation) share this plum
 * :func:`rouge` scores generations with Google's ``rouge-score`` package (Lin 2004).
 
 Prompt tuning for generation is :class:`~prompt_learning.soft_prompts.PromptTuning` built without a
-template: trainable input embeddings before the text, the input-level baseline of chapter 6.
+template: trainable input embeddings before the text, the input-level baseline of chapter 7.
 """
 
 from __future__ import annotations

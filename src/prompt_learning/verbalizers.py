@@ -26,6 +26,19 @@ class VerbalizerError(ValueError):
 
 
 class Verbalizer:
+    """PET's verbalizer: the label words that stand for each class in the answer slot.
+
+    >>> v = Verbalizer({"negative": "bad", "positive": ["good", "great"]})
+    >>> v.labels, v.words
+    (['negative', 'positive'], [['bad'], ['good', 'great']])
+
+    Classes keep the order they are given in, which must be the dataset's label order
+    (:meth:`check_labels` refuses another). A class with several words scores the mean of their
+    logits. ``multi_token`` says what a word of several tokens means: ``"error"`` refuses it (the
+    default: a one-token slot cannot hold it), ``"first"`` reads its first token, ``"sum"`` scores
+    the whole word (read by :class:`~prompt_learning.multi_token.MultiTokenCloze`).
+    """
+
     def __init__(self, words: Mapping[str, Sequence[str] | str], multi_token: str = "error"):
         if not words:
             raise VerbalizerError("a verbalizer needs at least two classes, got none")

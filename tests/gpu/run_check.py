@@ -4,7 +4,7 @@ Steps, each with its own time limit, all inside a total budget (default 8 minute
 
 1. ``prepare`` — the embedded backbones and corpora are fetched and cached (a no-op once cached);
 2. ``tests`` — ``pytest tests/gpu`` with a JUnit XML;
-3. ``chapter-02``, ``chapter-07`` — the chapters executed under nbmake with
+3. ``chapter-02``, ``chapter-08`` — the chapters executed under nbmake with
    ``PROMPT_LEARNING_PROFILE=gpu`` and ``PROMPT_LEARNING_OFFLINE_STANDINS=1``: the gpu profile's code
    paths with the embedded backbones standing in for its hub ones (no hub is needed).
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GPU tests and chapters on a CUDA machine, timed.")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
                         help="folder for the XML and JSON (default benchmarks/results)")
-    parser.add_argument("--chapters", nargs="*", default=["02", "07"], help="chapter numbers to execute")
+    parser.add_argument("--chapters", nargs="*", default=["02", "08"], help="chapter numbers to execute")
     parser.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
     parser.add_argument("--prepare-limit", type=float, default=150, help="seconds to fetch the artifacts")
     parser.add_argument("--tests-limit", type=float, default=120, help="seconds for pytest tests/gpu")

@@ -162,7 +162,7 @@ def test_template_too_long_for_max_length_is_refused():
 
 
 def test_the_encoder_and_the_anchors_by_hand_equal_p_tuning():
-    """Chapter 5's from-scratch cell: BiLSTM → MLP over z, virtual tokens at the [Pi] slots, anchors embedded."""
+    """Chapter 6's from-scratch cell: BiLSTM → MLP over z, virtual tokens at the [Pi] slots, anchors embedded."""
     pt = make(encoder="LSTM")
     enc, d = pt.encoder, pt.hidden_size
     lstm = torch.nn.LSTM(d, d // 2, num_layers=2, bidirectional=True, batch_first=True)

@@ -133,7 +133,7 @@ def test_initial_values_follow_the_seed_not_the_global_random_state():
 
 
 def test_deep_prompts_are_a_key_value_prefix_in_prefix_tunings_layout():
-    """Chapter 7: P-tuning v2's per-layer prompts, laid out as prefix tuning's keys and values, run the same."""
+    """Chapter 8: P-tuning v2's per-layer prompts, laid out as prefix tuning's keys and values, run the same."""
     from prompt_learning.kv_prefix import KVPrefix, prefixed_forward
     from prompt_learning.prefix_tuning import split_table
     m = PTuningV2(tiny(), 2, PTuningV2Config(3, max_length=32)).eval()
