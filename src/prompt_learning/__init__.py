@@ -4,7 +4,8 @@ One idea per module, named as in the book's chapters: ``templates`` and ``verbal
 patterns and label words), ``cloze`` (classification with the LM head), ``pet``, ``auto_label_words``,
 ``autoprompt`` and ``multi_token`` (prompts found by search), ``in_context``
 (demonstrations in the prompt), ``soft_prompts`` (prompt tuning), ``p_tuning``, ``kv_prefix``,
-``prefix_tuning``, ``p_tuning_v2``, ``heads`` (the classifier-head baseline); ``method`` (the
+``prefix_tuning``, ``p_tuning_v2``, ``heads`` (the classifier-head baseline), ``lora`` (the
+weight-update yardstick, via PEFT); ``method`` (the
 contract every method keeps), ``checkpoints``, ``training`` (one train/evaluate loop),
 ``precision`` (devices and mixed precision), ``stats`` (intervals, paired tests, verdicts);
 ``backbones`` and ``data`` (offline pretrained models and corpora), ``profiles`` (run sizes).
@@ -18,6 +19,7 @@ from .cloze import ClozeClassifier
 from .data import bbc_news, chinese_reviews, few_shot, movie_reviews, stratified_head
 from .heads import HeadClassifier, HeadConfig
 from .method import InputError, PromptLearningConfig, PromptMethod, check_dataset
+from .lora import LoRACloze, LoRAConfig
 from .multi_token import MultiTokenCloze, continuation_logprob
 from .p_tuning import PromptEncoderType, PTuning, PTuningConfig
 from .p_tuning_v2 import PTuningV2, PTuningV2Config
@@ -31,7 +33,7 @@ from .verbalizers import Verbalizer, VerbalizerError
 
 __all__ = [
     "LabelWordSearch", "auto_label_words", "AutoPrompt", "AutoPromptConfig", "MultiTokenCloze",
-    "continuation_logprob",
+    "continuation_logprob", "LoRACloze", "LoRAConfig",
     "Backbone", "BackboneError", "load_backbone", "CheckpointError", "load_prompt", "save_prompt",
     "ClozeClassifier", "bbc_news", "chinese_reviews", "few_shot", "movie_reviews", "stratified_head",
     "HeadClassifier", "HeadConfig", "InputError", "PromptLearningConfig", "PromptMethod", "check_dataset",

@@ -37,6 +37,7 @@ import torch
 
 from .backbones import Backbone
 from .method import InputError
+from .precision import autocast, resolve_precision
 from .multi_token import _check_backbone, slot_log_probs, word_log_probs
 from .templates import Template
 from .verbalizers import Verbalizer
@@ -144,7 +145,8 @@ def _batches(columns: dict[str, list[str]], size: int):
 def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: int = 20, n: int = 10,
                      candidates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
                      labels: Sequence[str] | None = None, words_only: bool = True, max_length: int = 128,
-                     batch_size: int = 16, max_assignments: int = 1_000_000) -> LabelWordSearch:
+                     batch_size: int = 16, max_assignments: int = 1_000_000,
+                     mixed_precision: str = "auto") -> LabelWordSearch:
     """LM-BFF's automatic label-word selection on the training examples ``data``.
 
     Args:
@@ -159,6 +161,8 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
       (phrases of several tokens are scored whole); or one list shared by every class.
     - ``words_only``: vocabulary search only: skip tokens without a letter.
     - ``max_assignments``: refuse before any compute when ``k^C`` combinations exceed it.
+    - ``mixed_precision``: as for :func:`~prompt_learning.training.fit` (``"auto"``: bf16 autocast on a
+      GPU or an AMX CPU); the scores are summed in fp32.
 
     Returns: a :class:`LabelWordSearch`; ``.best`` is a :class:`~prompt_learning.verbalizers.Verbalizer` whose classes are in the
     dataset's label order. Compute: ``N`` examples × one forward pass (vocabulary or one-token
@@ -188,14 +192,16 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
         raise LabelWordError(f"k={k} candidates for {len(names)} classes make {total:,} assignments, more than "
                              f"max_assignments={max_assignments:,}; lower k to {fit} or raise max_assignments")
     # --- scores (N, M): log p(candidate m | example) ------------------------------------------------
-    if candidates is None:
-        ids = torch.tensor(pool, device=backbone.device)
-        scores = torch.cat([slot_log_probs(backbone, template, b, max_length)[:, ids].cpu()
-                            for b in _batches(columns, batch_size)])  # (N, M)
-    else:
-        sequences = _sequences(tok, words, space)
-        scores = torch.cat([word_log_probs(backbone, template, b, sequences, max_length, batch_size).cpu()
-                            for b in _batches(columns, batch_size)])  # (N, M)
+    sequences = None if candidates is None else _sequences(tok, words, space)
+    with autocast(backbone.device, resolve_precision(mixed_precision, backbone.device)):
+        if candidates is None:
+            ids = torch.tensor(pool, device=backbone.device)
+            scores = torch.cat([slot_log_probs(backbone, template, b, max_length)[:, ids].cpu()
+                                for b in _batches(columns, batch_size)])  # (N, M)
+        else:
+            scores = torch.cat([word_log_probs(backbone, template, b, sequences, max_length, batch_size).cpu()
+                                for b in _batches(columns, batch_size)])  # (N, M)
+    scores = scores.float()
     # --- step 1: top-k per class by summed log-probability over the class's examples ---------------
     top: dict[str, list[int]] = {}
     found: dict[str, list[tuple[str, float]]] = {}

@@ -46,6 +46,7 @@ from .backbones import Backbone
 from .cloze import causal_next_token_logits, masked_lm_logits_at
 from .method import InputError, PromptLearningConfig, PromptMethod
 from .positions import check_positions
+from .precision import autocast, resolve_precision
 from .templates import VIRTUAL, Template
 from .verbalizers import Verbalizer
 
@@ -234,13 +235,18 @@ class AutoPrompt(PromptMethod):
         return SearchStep(position, tok.decode([int(current[position])]).strip(), tok.decode([best_id]).strip(),
                           before, best_loss, [tok.decode([w]).strip() for w in cands])
 
-    def search(self, data, labels: Sequence[str] | None = None) -> AutoPromptResult:
-        """Run ``config.num_iterations`` steps on the labelled ``data`` (seeded: the same run each time)."""
+    def search(self, data, labels: Sequence[str] | None = None, mixed_precision: str = "auto") -> AutoPromptResult:
+        """Run ``config.num_iterations`` steps on the labelled ``data`` (seeded: the same run each time).
+
+        ``mixed_precision`` as for :func:`~prompt_learning.training.fit`: ``"auto"`` is bf16 autocast on a
+        GPU or an AMX CPU, the gradients and the exact evaluations alike.
+        """
         columns, y, names = labelled_examples(data, self.text_columns, labels)
         self.verbalizer.check_labels(names)
+        precision = resolve_precision(mixed_precision, self.device)
         gen = torch.Generator().manual_seed(self.config.seed)
         steps = []
-        with _frozen(self):
+        with _frozen(self), autocast(self.device, precision):
             for _ in range(self.config.num_iterations):
                 position = int(torch.randint(self.num_triggers, (1,), generator=gen))
                 rows = torch.randperm(len(y), generator=gen)[:self.config.batch_size].tolist()

@@ -75,6 +75,11 @@ def prefix_mlp_params(arch: Architecture, n: int, hidden: int = 512) -> int:
     return n * arch.hidden + arch.hidden * hidden + hidden + hidden * w + w
 
 
+def lora_params(arch: Architecture, r: int) -> int:
+    """LoRA on ``W_q`` (hidden → hidden) and ``W_v`` (hidden → kv_dim) of every layer: ``r (d_in + d_out)`` each."""
+    return arch.layers * r * ((arch.hidden + arch.hidden) + (arch.hidden + arch.kv_dim))
+
+
 def chapter_runs(profile) -> list[Run]:
     """The runs of every chapter at ``profile``'s sizes (its ``sizes`` row must be ``"gpu"``).
 
@@ -122,6 +127,17 @@ def chapter_runs(profile) -> list[Run]:
             eval_rows=1000),
         Run(3, "prompt tuning, 20 soft tokens", lm, ("prompt", 20 * h), 16, 128 + 20, 150,
             also_loaded=(cloze,) if p.hub else (), eval_rows=1000 + 8 * 1032),
+        # chapter 4: label words and AutoPrompt on the causal LM; sizes from its "gpu" row
+        Run(4, "test slot pass + label-word searches (no training)", lm, "none", 64, 64,
+            math.ceil(1000 / 64) + len(p.seeds), runs=1),
+        Run(4, "PET (all weights), hand-picked and found label words", lm, "all", B, 64, p.steps,
+            runs=2 * len(p.seeds), also_loaded=(lm,), eval_rows=1000),
+        Run(4, "BBC: candidate phrases scored whole (no training)", lm, "none", 64, L + 8,
+            3 * math.ceil(80 / 64) + math.ceil(500 / 64) * 3, runs=len(p.seeds)),
+        Run(4, "AutoPrompt search: 60 steps × (a gradient + 20 candidates), batch 32", lm, ("prompt", 3 * h), 32,
+            64, 60 * 21, runs=len(p.seeds), eval_rows=1000 + 8 * 1000 // len(p.seeds)),
+        Run(4, "PET on the found, the median and the best hand template", lm, "all", B, 64, p.steps, runs=3,
+            also_loaded=(lm,), eval_rows=1000),
         Run(5, "prompt tuning sweep, the longest prompt (50 tokens)", lm, ("prompt", 50 * h), 16, 128 + 50,
             100, runs=3, eval_rows=1000),
         Run(5, "prompt tuning sweep, the other points (≤ 20 tokens)", lm, ("prompt", 20 * h), 16, 128 + 20,
@@ -169,6 +185,8 @@ def chapter_runs(profile) -> list[Run]:
         Run(9, "prompt tuning / P-tuning (LSTM) / prefix tuning, 16 tokens", lm,
             ("prompt", max(lstm_encoder_params(h, 16), 16 * prefix_width(a))), B, L + 16, p.steps,
             runs=3 * combos, also_loaded=(enc,), eval_rows=p.n_eval),
+        Run(9, "LoRA, rank 8 on W_q and W_v (PEFT)", lm, ("prompt", lora_params(a, 8)), B, L + 8, p.steps,
+            runs=combos, also_loaded=both, eval_rows=p.n_eval),
         Run(9, "P-tuning v2 and head only", enc, ("prompt", v2(16)), B, L, p.steps, runs=2 * combos,
             logits_kept=0, also_loaded=(lm,), eval_rows=p.n_eval),
         Run(9, "in-context learning, one demonstration per class (no training)", lm, "none", 32,

@@ -206,13 +206,53 @@ def word_log_probs(backbone: Backbone, template: Template, columns: dict[str, li
         raise MultiTokenError(f"max_length={max_length} leaves no room for {longest} masks; raise max_length")
     rows = template.rows(tok, columns, room, causal=causal)
     B, W = len(rows), len(sequences)
-    pairs = [(ids, pos, list(seq)) for ids, _, pos in rows for seq in sequences]  # example-major
-    if causal:
-        scores = continuation_logprob(backbone.model, tok, [p[0] for p in pairs], [p[2] for p in pairs], batch_size)
-    else:
-        scores = masked_span_logprob(backbone.model, tok, [ids[:pos] for ids, pos, _ in pairs],
-                                     [ids[pos + 1:] for ids, pos, _ in pairs], [p[2] for p in pairs], batch_size)
+    if causal:  # each prompt read once; every word continues it from the cache
+        return torch.cat([cached_continuations(backbone.model, tok, [ids for ids, _, _ in rows[s:s + batch_size]],
+                                               sequences) for s in range(0, B, batch_size)])  # (B, W)
+    pairs = [(ids, pos, list(seq)) for ids, _, pos in rows for seq in sequences]  # example-major: PET's masks
+    scores = masked_span_logprob(backbone.model, tok, [ids[:pos] for ids, pos, _ in pairs],
+                                 [ids[pos + 1:] for ids, pos, _ in pairs], [p[2] for p in pairs], batch_size)
     return scores.view(B, W)
+
+
+def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
+                         sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+    """``log p(word | prompt)`` ``(B, W)`` for every prompt and word, the prompts run once.
+
+    The same sums as :func:`continuation_logprob` on every (prompt, word) pair, computed the way a
+    decoder generates: one forward pass over the ``B`` left-padded prompts fills the key/value cache
+    and gives every word's first token; a word of ``L`` tokens then costs one pass over its other
+    ``L − 1`` tokens from that cache, after which the cache is cut back to the prompts. ``B × W``
+    rows of prompt become ``B`` rows plus ``B × (L − 1)`` tokens per long word. Differentiable, as
+    :func:`continuation_logprob` is (PET can train through it).
+    """
+    device = model.get_input_embeddings().weight.device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):  # left padding: every prompt ends at the last column
+        ids[i, width - len(p):] = torch.tensor(list(p))
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = position_ids(mask)  # (B, T)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): every word's first token
+    cache = out.past_key_values
+    scores = []
+    for seq in sequences:
+        score = first[:, seq[0]]  # (B,)
+        if len(seq) > 1:
+            rest = torch.tensor(list(seq), device=device).expand(len(prompts), -1)  # (B, L)
+            steps = torch.arange(1, len(seq), device=device)
+            more = model(input_ids=rest[:, :-1], attention_mask=torch.cat([mask, torch.ones_like(rest[:, 1:])], 1),
+                         position_ids=positions[:, -1:] + steps, past_key_values=cache,
+                         use_cache=True).logits  # (B, L − 1, V): predicts tokens 2 … L
+            logp = torch.log_softmax(more.float(), dim=-1).gather(-1, rest[:, 1:, None])[..., 0]  # (B, L − 1)
+            score = score + logp.sum(-1)
+            cache.crop(-(len(seq) - 1))  # back to the prompts alone
+        scores.append(score)
+    return torch.stack(scores, dim=-1)  # (B, W)
 
 
 def _check_backbone(backbone: Backbone, template: Template) -> None:

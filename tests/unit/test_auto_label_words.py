@@ -29,7 +29,7 @@ def test_candidate_scores_equal_a_brute_force_sum_over_each_class(name, sentimen
     b = load_backbone(name)
     template = Template("{text} it was {mask}.")
     with torch.no_grad():
-        found = auto_label_words(b, template, sentiment_toy, k=5, n=3)
+        found = auto_label_words(b, template, sentiment_toy, k=5, n=3, mixed_precision="no")
         y = torch.tensor(sentiment_toy["label"])
         for c, label in enumerate(["negative", "positive"]):
             words = [w for w, _ in found.candidates[label]]
@@ -49,7 +49,7 @@ def test_candidate_scores_equal_a_brute_force_sum_over_each_class(name, sentimen
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-gpt2"])
 def test_ranked_by_zero_shot_accuracy_which_the_cloze_classifier_reproduces(name, sentiment_toy):
     b = load_backbone(name)
-    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=6, n=5)
+    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=6, n=5, mixed_precision="no")
     assert len(found.ranked) == 5
     keys = [(s.accuracy, s.log_likelihood) for s in found.ranked]
     assert keys == sorted(keys, reverse=True)
@@ -76,7 +76,7 @@ def test_classes_come_back_in_the_datasets_label_order():
 def test_vocabulary_candidates_are_whole_words_not_specials_or_fragments(sentiment_toy):
     b = load_backbone("tiny-gpt2")  # byte-level BPE: most of its vocabulary is fragments
     tok = b.tokenizer
-    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=10, n=1)
+    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=10, n=1, mixed_precision="no")
     for label, words in found.candidates.items():
         for w, _ in words:
             ids = tok(" " + w, add_special_tokens=False)["input_ids"]
@@ -90,7 +90,7 @@ def test_vocabulary_candidates_are_whole_words_not_specials_or_fragments(sentime
 def test_given_multi_token_phrases_are_scored_whole_not_dropped(name, sentiment_toy):
     b = load_backbone(name)
     candidates = {"negative": ["bad", "not good", "boring"], "positive": ["good", "very good", "great"]}
-    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=3, n=9, candidates=candidates)
+    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=3, n=9, candidates=candidates, mixed_precision="no")
     assert {w for w, _ in found.candidates["negative"]} == set(candidates["negative"])
     # the phrases' scores are their whole log-probabilities, summed over the class's examples
     space = " "

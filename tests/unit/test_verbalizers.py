@@ -249,3 +249,23 @@ def test_multi_token_cloze_refuses_what_it_cannot_score():
         MultiTokenCloze(load_backbone("tiny-gpt2"), "{mask} : {text}", v)
     with pytest.raises(MultiTokenError, match="LM head"):
         MultiTokenCloze(load_backbone("tiny-bart"), "{text} it was {mask}.", v)
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
+def test_cached_continuations_equal_the_plain_sums_and_carry_gradients(name):
+    from prompt_learning.multi_token import cached_continuations
+    b = load_backbone(name)
+    tok = b.tokenizer
+    prompts = [tok(p, add_special_tokens=False)["input_ids"] for p in
+               ["a great film . it was", "it was", "boring and dull , the movie was really"]]  # left padding differs
+    words = [tok(w, add_special_tokens=False)["input_ids"] for w in [" bad", " not good", " not very good"]]
+    assert [len(w) for w in words] == [1, 2, 3]
+    got = cached_continuations(b.model, tok, prompts, words)  # (3, 3)
+    with torch.no_grad():
+        want = torch.stack([torch.stack([_plain_continuation_logprob(b.model, p, w) for w in words]) for p in prompts])
+    torch.testing.assert_close(got.detach(), want, atol=1e-5, rtol=1e-5)
+    emb = b.model.get_input_embeddings().weight
+    emb.requires_grad_(True)
+    cached_continuations(b.model, tok, prompts, words).sum().backward()
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    emb.requires_grad_(False)
