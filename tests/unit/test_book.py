@@ -92,3 +92,11 @@ def test_every_documented_member_has_a_docstring():
             if not (getattr(getattr(mod, name), "__doc__", None) or "").strip():
                 undocumented.append(f"{module}.{name}")
     assert not undocumented, f"no docstring, so missing from the reference page: {undocumented}"
+
+
+def test_code_lines_fit_the_text_column():
+    """The website's article column shows about 110 characters of code (book/_static/wide-code.css)."""
+    long = [(nb.name, i, len(line)) for nb in CHAPTERS for i, c in enumerate(cells(nb)) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).split("\n")
+            if len(line) > 100 and not line.lstrip().startswith(("%", "!"))]  # the Colab cell's install line
+    assert not long, f"code lines over 100 characters (notebook, cell, length): {long[:10]} …"
