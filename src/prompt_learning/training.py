@@ -105,6 +105,19 @@ def linear_schedule(steps: int, warmup: float) -> Callable[[int], float]:
     return lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm))
 
 
+def fused_adamw(params: list[torch.Tensor]) -> bool:
+    """Whether PyTorch's fused AdamW kernel can take ``params``: float tensors on one CPU or CUDA device.
+
+    The same update as the default implementation, to float rounding, in one kernel per step
+    instead of a loop of elementwise ops; ``benchmarks/optimizer_step.py`` measures both on
+    SmolLM2-135M's shapes (``benchmarks/results/optimizer_step.json``). It matters where every
+    weight trains (PET, full fine-tuning); prompts and heads are too small for it to show.
+    """
+    devices = {p.device for p in params}
+    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
+            and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params))
+
+
 def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size: int, seed: int = 0,
         loss_fn: Callable[[nn.Module, dict], torch.Tensor] = classification_loss,
         eval_data: Dataset | None = None, eval_every: int = 0, weight_decay: float = 0.0,
@@ -133,7 +146,7 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
     device = accelerator.device if accelerator is not None else one_device(method)
     precision = resolve_precision(mixed_precision, device)
     set_seed(seed)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused_adamw(params) or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     processes = accelerator.num_processes if accelerator is not None else 1
     order = _order(len(train), steps * batch_size * processes, seed)

@@ -79,3 +79,33 @@ def test_fp16_gets_a_loss_scaler_and_the_others_do_not():
     from prompt_learning import precision
     assert not precision.grad_scaler("cpu", "no").is_enabled()
     assert not precision.grad_scaler("cpu", "bf16").is_enabled()
+
+
+def test_fit_uses_the_fused_adamw_where_it_can_and_it_updates_as_the_default_does():
+    from prompt_learning.training import fused_adamw
+    a, b = torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(5))
+    assert fused_adamw([a, b])
+    assert not fused_adamw([a, torch.zeros(2, dtype=torch.float64)])  # a dtype the kernel does not take
+    runs = []
+    for fused in (None, True):
+        p = torch.nn.Parameter(torch.arange(6.0))
+        opt = torch.optim.AdamW([p], lr=0.1, weight_decay=0.01, fused=fused)
+        for step in range(3):
+            p.grad = torch.full_like(p, 0.5 * (step + 1))
+            opt.step()
+        runs.append(p.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1], atol=1e-6, rtol=1e-6)
+
+
+def test_fit_asks_for_the_fused_kernel(monkeypatch, sentiment_toy):
+    seen, real = {}, torch.optim.AdamW
+
+    def recording(params, **kwargs):
+        seen.update(kwargs)
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    pet = PET(load_backbone("tiny-gpt2"), "{text} It was {mask}.", Verbalizer({"negative": "bad", "positive": "good"}),
+              PETConfig())
+    fit(pet, sentiment_toy, steps=1, lr=1e-3, batch_size=4, mixed_precision="no", progress=False)
+    assert seen["fused"] is True
