@@ -202,6 +202,11 @@ class AutoPrompt(PromptMethod):
         ``g = ∇_{e_j} L`` (H,) is the gradient of the batch loss with respect to the input embedding at
         that trigger, summed over the batch; ``E`` (V, H) is the input embedding matrix.
         """
+        return self._loss_and_scores(b, labels, position)[1]
+
+    def _loss_and_scores(self, b: dict[str, torch.Tensor], labels: torch.Tensor,
+                         position: int) -> tuple[float, torch.Tensor]:
+        """The batch loss with the current triggers and :meth:`candidate_scores`, from one forward pass."""
         if not 0 <= position < self.num_triggers:
             raise AutoPromptError(f"position {position} is not a trigger: choose 0 … {self.num_triggers - 1}")
         table = self.model.get_input_embeddings()
@@ -211,14 +216,13 @@ class AutoPrompt(PromptMethod):
             (grad,) = torch.autograd.grad(loss, embeds)  # (B, T, H)
         at = (b["virtual_index"] == position).unsqueeze(-1)  # (B, T, 1)
         g = (grad * at).sum((0, 1))  # (H,)
-        return -(table.weight.detach().float() @ g.float())  # (V,)
+        return float(loss), -(table.weight.detach().float() @ g.float())  # (V,)
 
     @torch.no_grad()
     def step(self, b: dict[str, torch.Tensor], labels: torch.Tensor, position: int) -> SearchStep:
         """One HotFlip step at ``position``: rank by :meth:`candidate_scores`, evaluate the top ``k``, keep the best."""
         current = self.trigger_ids.clone()
-        before = float(self.loss(b, labels, current))
-        scores = self.candidate_scores(b, labels, position)
+        before, scores = self._loss_and_scores(b, labels, position)  # one forward gives both
         scores[~self.allowed.to(scores.device)] = -float("inf")
         scores[current[position]] = -float("inf")  # the current token is already evaluated
         k = min(self.config.num_candidates, int(self.allowed.sum()))

@@ -29,7 +29,7 @@ from .backbones import Backbone
 from .cloze import ClozeClassifier, _mlm_head, causal_next_token_logits, masked_lm_logits_at
 from .method import InputError, PromptLearningConfig, check_inputs
 from .positions import position_ids
-from .templates import Template, TemplateError, special_tokens_around
+from .templates import Template, TemplateError, pad_rows, special_tokens_around
 from .verbalizers import Verbalizer
 
 
@@ -43,6 +43,13 @@ def _ids(tokenizer, item: str | Sequence[int], what: str, i: int) -> list[int]:
     if not all(isinstance(t, int) for t in item):
         raise MultiTokenError(f"{what}[{i}] must be a string or a list of token ids, got {item!r}")
     return list(item)
+
+
+def _padded(tokenizer, rows: Sequence[Sequence[int]], left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``input_ids`` and ``attention_mask`` ``(B, T)`` of token-id rows, on ``device`` (:func:`pad_rows`)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    b = pad_rows([(list(r), 0) for r in rows], pad, left=left)
+    return b["input_ids"].to(device), b["attention_mask"].to(device)
 
 
 def is_causal(model) -> bool:
@@ -86,18 +93,13 @@ def continuation_logprob(model, tokenizer, prefixes: Sequence[str | Sequence[int
             raise MultiTokenError(f"prefixes[{i}] has no tokens, so nothing predicts the first continuation "
                                   "token; start it with text (or the tokenizer's BOS id)")
     device = model.get_input_embeddings().weight.device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = []
     for s in range(0, len(pre), batch_size):
         rows = [p + c for p, c in zip(pre[s:s + batch_size], cont[s:s + batch_size])]
         lengths = [len(c) for c in cont[s:s + batch_size]]
-        width, keep = max(len(r) for r in rows), max(lengths) + 1
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding: every row ends at the last column
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        keep = max(lengths) + 1
+        ids, mask = _padded(tokenizer, rows, True, device)  # left padding: every row ends at the last column
+        width = ids.shape[1]
         logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                        logits_to_keep=keep, use_cache=False).logits  # (b, keep, V)
         logp = torch.log_softmax(logits.float(), dim=-1)
@@ -127,18 +129,11 @@ def masked_span_logprob(model, tokenizer, before: Sequence[Sequence[int]], after
     if any(len(c) == 0 for c in continuations):
         raise MultiTokenError("a continuation has no tokens: give each a word or phrase")
     device = model.get_input_embeddings().weight.device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = []
     for s in range(0, len(before), batch_size):
         chunk = range(s, min(s + batch_size, len(before)))
         rows = [list(before[i]) + [tokenizer.mask_token_id] * len(continuations[i]) + list(after[i]) for i in chunk]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # right padding, as a masked LM's batches are
-            ids[i, :len(r)] = torch.tensor(r)
-            mask[i, :len(r)] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = _padded(tokenizer, rows, False, device)  # right padding, as a masked LM's batches are
         # (example, slot position, target token) for every mask still open
         open_ = [[(len(before[i]) + j, continuations[i][j]) for j in range(len(continuations[i]))] for i in chunk]
         total = [torch.zeros((), device=device) for _ in chunk]
@@ -227,14 +222,7 @@ def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
     :func:`continuation_logprob` is (PET can train through it).
     """
     device = model.get_input_embeddings().weight.device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):  # left padding: every prompt ends at the last column
-        ids[i, width - len(p):] = torch.tensor(list(p))
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
+    ids, mask = _padded(tokenizer, prompts, True, device)  # left padding: every prompt ends at the last column
     positions = position_ids(mask)  # (B, T)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): every word's first token
