@@ -37,7 +37,7 @@ import torch
 
 from .backbones import Backbone
 from .method import InputError
-from .precision import autocast, resolve_precision
+from .precision import autocast, frozen_weights_cast, resolve_precision
 from .multi_token import _check_backbone, slot_log_probs, word_log_probs
 from .templates import Template
 from .verbalizers import Verbalizer
@@ -193,7 +193,9 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
                              f"max_assignments={max_assignments:,}; lower k to {fit} or raise max_assignments")
     # --- scores (N, M): log p(candidate m | example) ------------------------------------------------
     sequences = None if candidates is None else _sequences(tok, words, space)
-    with autocast(backbone.device, resolve_precision(mixed_precision, backbone.device)):
+    precision = resolve_precision(mixed_precision, backbone.device)
+    with frozen_weights_cast(backbone.model, backbone.device, precision), \
+            autocast(backbone.device, precision):
         if candidates is None:
             ids = torch.tensor(pool, device=backbone.device)
             scores = torch.cat([slot_log_probs(backbone, template, b, max_length)[:, ids].cpu()

@@ -46,7 +46,7 @@ from .backbones import Backbone
 from .cloze import causal_next_token_logits, masked_lm_logits_at
 from .method import InputError, PromptLearningConfig, PromptMethod
 from .positions import check_positions
-from .precision import autocast, resolve_precision
+from .precision import autocast, frozen_weights_cast, resolve_precision
 from .templates import VIRTUAL, Template
 from .verbalizers import Verbalizer
 
@@ -250,7 +250,8 @@ class AutoPrompt(PromptMethod):
         precision = resolve_precision(mixed_precision, self.device)
         gen = torch.Generator().manual_seed(self.config.seed)
         steps = []
-        with _frozen(self), autocast(self.device, precision):
+        with _frozen(self), frozen_weights_cast(self, self.device, precision), \
+                autocast(self.device, precision):
             for _ in range(self.config.num_iterations):
                 position = int(torch.randint(self.num_triggers, (1,), generator=gen))
                 rows = torch.randperm(len(y), generator=gen)[:self.config.batch_size].tolist()

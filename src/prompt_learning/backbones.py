@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from .artifacts import cache_dir, extracted, sha256_of, write_folder
+from .kv_prefix import ATTENTION_NAME
 from .precision import resolve_device
 from .tiny import TINY, build_tiny
 
@@ -114,8 +115,13 @@ def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torc
 
 
 def _placed(backbone: Backbone, device: torch.device) -> Backbone:
-    """The one place a backbone is moved: onto ``device``, in eval mode."""
-    backbone.model.to(device).eval()
+    """The one place a backbone is moved: onto ``device``, in eval mode, attending through the
+    library's attention function (:mod:`prompt_learning.attention`; prefix-aware, ``sdpa`` but for
+    gradients on a CPU), where the model takes one."""
+    model = backbone.model
+    if getattr(model, "_supports_sdpa", False) and model.config._attn_implementation != ATTENTION_NAME:
+        model.set_attn_implementation(ATTENTION_NAME)
+    model.to(device).eval()
     return backbone
 
 

@@ -13,6 +13,7 @@ and the peak growth of resident memory during three steps (sampled every 2 ms) i
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import load_backbone
-from .precision import autocast, resolve_device, resolve_precision
+from .precision import autocast, frozen_weights_cast, resolve_device, resolve_precision
 from .cloze import ClozeClassifier
 from .verbalizers import Verbalizer
 
@@ -124,8 +125,10 @@ def timed(fn, sync) -> float:
 def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", precision: str = "auto") -> dict:
     """Median seconds of a training step and a no-grad forward, ours and PEFT's, in two precisions.
 
-    ``ours`` runs at the book's default ``precision`` (``"auto"``: bf16 autocast on a CPU with AMX or a
-    recent GPU), ``peft`` at PEFT's default (fp32), ``peft_same`` at ours, ``ours_fp32`` in fp32.
+    ``ours`` runs as ``fit`` does, at the book's default ``precision`` (``"auto"``: bf16 autocast on a
+    CPU with AMX or a recent GPU; frozen weights cast once; the library's attention), ``ours_fp32`` in
+    fp32; ``peft`` as PEFT comes (fp32, transformers' ``sdpa``), ``peft_same`` at our precision.
+    Each runs on a backbone of its own.
     """
     device = resolve_device("auto")
     ours_precision = resolve_precision(precision, device)
@@ -133,32 +136,36 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
     results = {}
     for name in METHODS:
         fns = {}
-        for impl in ("ours", "peft"):
-            backbone = load_backbone(model, device=device)
-            method = build(impl, name, backbone, n, tokens).to(device)
-            texts = batch_texts(backbone.tokenizer, tokens=tokens)
-            if impl == "ours":
-                fns["ours"] = step_fn(impl, method, backbone, texts, ours_precision)
-                fns["ours_fp32"] = step_fn(impl, method, backbone, texts, "no")
-                fns["forward"] = forward_fn(method, texts, ours_precision)  # the same method, no gradients
-                fns["forward_fp32"] = forward_fn(method, texts, "no")
-            else:
-                fns["peft"] = step_fn(impl, method, backbone, texts, "no")
-                fns["peft_same"] = step_fn(impl, method, backbone, texts, ours_precision)
-        for fn in fns.values():
-            fn()  # warm-up
-        times = {impl: [] for impl in fns}
-        for _ in range(repeats):  # alternate, so drifts in machine load hit all alike
-            for impl, fn in fns.items():
-                times[impl].append(timed(fn, sync))
+        with contextlib.ExitStack() as held:
+            for impl, precision in (("ours", ours_precision), ("ours", "no"), ("peft", "no")):
+                backbone = load_backbone(model, device=device)
+                if impl == "peft":  # PEFT as it comes: transformers' own attention
+                    backbone.model.set_attn_implementation("sdpa")
+                method = build(impl, name, backbone, n, tokens).to(device)
+                texts = batch_texts(backbone.tokenizer, tokens=tokens)
+                if impl == "peft":
+                    fns["peft"] = step_fn(impl, method, backbone, texts, "no")
+                    fns["peft_same"] = step_fn(impl, method, backbone, texts, ours_precision)
+                    continue
+                # as fit and evaluate run it: frozen weights cast once, not at every matmul
+                held.enter_context(frozen_weights_cast(method, device, precision))
+                suffix = "" if precision == ours_precision else "_fp32"
+                fns["ours" + suffix] = step_fn(impl, method, backbone, texts, precision)
+                fns["forward" + suffix] = forward_fn(method, texts, precision)  # no gradients
+            for fn in fns.values():
+                fn()  # warm-up
+            times = {impl: [] for impl in fns}
+            for _ in range(repeats):  # alternate, so drifts in machine load hit all alike
+                for impl, fn in fns.items():
+                    times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
-    backbone = load_backbone(model, device=device)
-    texts = batch_texts(backbone.tokenizer, tokens=tokens)
-    plain = ClozeClassifier(backbone, TEMPLATE, WORDS)
     for key, p in (("forward_no_grad", ours_precision), ("forward_no_grad_fp32", "no")):
-        fn = forward_fn(plain, texts, p)
-        fn()
-        results[key] = statistics.median(timed(fn, sync) for _ in range(repeats))
+        backbone = load_backbone(model, device=device)
+        plain = ClozeClassifier(backbone, TEMPLATE, WORDS)
+        fn = forward_fn(plain, batch_texts(backbone.tokenizer, tokens=tokens), p)
+        with frozen_weights_cast(plain, device, p):
+            fn()
+            results[key] = statistics.median(timed(fn, sync) for _ in range(repeats))
     results["precision"] = ours_precision
     return results
 
@@ -168,6 +175,8 @@ def peak_memory(name: str, impl: str, n: int, tokens: int, model: str = "smollm2
     if torch.cuda.is_available():
         backbone = load_backbone(model)
         backbone.model.to("cuda")
+        if impl == "peft":
+            backbone.model.set_attn_implementation("sdpa")
         method = build(impl, name, backbone, n, tokens).to("cuda")
         step = step_fn(impl, method, backbone, batch_texts(backbone.tokenizer, tokens=tokens))
         torch.cuda.synchronize()
@@ -177,7 +186,9 @@ def peak_memory(name: str, impl: str, n: int, tokens: int, model: str = "smollm2
             step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     code = (f"import prompt_learning.benchmark as b; from prompt_learning import load_backbone;"
-            f"bb = load_backbone({model!r}); m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
+            f"bb = load_backbone({model!r});"
+            + ("bb.model.set_attn_implementation('sdpa');" if impl == "peft" else "")
+            + f"m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
             f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
             f"print(b.rss_growth(lambda: [s() for _ in range(3)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

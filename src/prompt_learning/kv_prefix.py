@@ -10,12 +10,14 @@ encoders take no cache at all):
 
 * one attention function, registered with ``AttentionInterface`` under ``ATTENTION_NAME``,
   concatenates the layer's prefix in front of the keys/values it receives and pads the attention
-  mask with ``P`` visible columns, then runs ``sdpa``. The mask builder is registered too:
-  without it transformers hands the function no padding mask at all;
+  mask with ``P`` visible columns, then runs :func:`~prompt_learning.attention.attend` (``sdpa``,
+  or the formula written out when gradients flow on a CPU). The mask builder is registered too:
+  without it transformers hands the function no padding mask at all. Every backbone the library
+  loads uses this function, prefix or not;
 * the prefix travels as the keyword argument ``kv_prefix=`` of the model's forward; transformers 5
   passes unknown keywords down to every attention call. No global state: two methods can share
   one backbone, gradient checkpointing re-runs see the same prefix, and without ``kv_prefix``
-  the function *is* plain ``sdpa``;
+  the function *is* plain :func:`~prompt_learning.attention.attend`;
 * which layer is which (encoder/decoder stack, self/cross attention, layer number) is read from
   the module tree once (:func:`find_slots`), so BART's three kinds of attention get their own
   prefixes, as in Li & Liang's encoder-decoder experiments;
@@ -36,9 +38,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from .attention import attend
 from .positions import PositionError, check_positions, position_ids
 
 ATTENTION_NAME = "kv_prefix_sdpa"
@@ -123,7 +125,7 @@ def _kv_shape(module: nn.Module) -> tuple[int, int]:
 
 def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      attention_mask: torch.Tensor | None, **kwargs) -> tuple[torch.Tensor, None]:
-    """``sdpa`` over ``[prefix keys; keys]`` when a ``kv_prefix`` is passed, plain ``sdpa`` otherwise."""
+    """Attention over ``[prefix keys; keys]`` when a ``kv_prefix`` is passed, over the keys otherwise."""
     prefix: KVPrefix | None = kwargs.pop("kv_prefix", None)
     if prefix is not None:
         slot = prefix.slots.get(module)
@@ -138,7 +140,7 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
                                        key.device)
             key = torch.cat([pk.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2)  # (B, H_kv, P+T, d)
             value = torch.cat([pv.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return attend(module, query, key, value, attention_mask, **kwargs)
 
 
 def _pad_mask(mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, p: int,

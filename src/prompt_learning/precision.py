@@ -125,6 +125,38 @@ def one_device(module: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
+def frozen_weights_cast(module: nn.Module, device: torch.device | str, precision: str) -> Iterator[None]:
+    """Inside, the frozen ``nn.Linear`` weights of ``module`` are held in the autocast dtype (CPU only).
+
+    Autocast casts a weight to bf16 at every matmul and keeps the copy only for weights that require
+    grad, so a frozen backbone is cast anew on every forward: on a 2-core CPU about a quarter of a
+    SmolLM2 forward (``benchmarks/cpu_step.py``). Casting each frozen weight once per call gives
+    the same numbers (the same rounding) without that cost. Trainable weights are left alone; a
+    weight shared with an embedding (a tied LM head) gets a copy, so the embedding stays fp32.
+    Afterwards every module holds its own weight again. On GPUs (fast casts, scarce memory) and for
+    ``"no"`` it does nothing.
+    """
+    precision = resolve_precision(precision, device)
+    if precision == "no" or torch.device(device).type != "cpu":
+        yield
+        return
+    dtype = _DTYPES[precision]
+    frozen = [m for m in module.modules() if isinstance(m, nn.Linear)
+              and not m.weight.requires_grad and m.weight.dtype == torch.float32]
+    originals = [m.weight for m in frozen]
+    copies: dict[int, nn.Parameter] = {}  # one copy per weight, however many modules share it
+    try:
+        for m, w in zip(frozen, originals):
+            if id(w) not in copies:
+                copies[id(w)] = nn.Parameter(w.detach().to(dtype), requires_grad=False)
+            m._parameters["weight"] = copies[id(w)]
+        yield
+    finally:
+        for m, w in zip(frozen, originals):
+            m._parameters["weight"] = w
+
+
+@contextlib.contextmanager
 def no_autocast() -> Iterator[None]:
     """Leave autocast for a block that must run in full precision (e.g. a loss on fp32 logits)."""
     with torch.autocast("cpu", enabled=False), (torch.autocast("cuda", enabled=False)

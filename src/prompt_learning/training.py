@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .method import check_dataset
-from .precision import autocast, grad_scaler, one_device, resolve_precision
+from .precision import autocast, frozen_weights_cast, grad_scaler, one_device, resolve_precision
 
 
 def set_seed(seed: int) -> None:
@@ -157,7 +157,7 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
     scaler = grad_scaler(device, precision)
     main = accelerator is None or accelerator.is_local_main_process
     hist = History()
-    with _deterministic(device.type == "cpu"):
+    with _deterministic(device.type == "cpu"), frozen_weights_cast(method, device, precision):
         model.train()
         bar = tqdm(total=steps, desc="train", disable=not progress or not main, leave=False)
         started = time.perf_counter()
@@ -202,7 +202,7 @@ def predict(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precis
     precision = resolve_precision(mixed_precision, device)
     columns = [c for c in ("text_a", "text_b") if c in data.column_names] or ["text"]
     out = []
-    with eval_mode(method), autocast(device, precision):
+    with eval_mode(method), frozen_weights_cast(method, device, precision), autocast(device, precision):
         for i in range(0, len(data), batch_size):
             rows = data[i:i + batch_size]
             texts = rows["text"] if columns == ["text"] else {c: rows[c] for c in columns}
