@@ -13,6 +13,10 @@
     ``benchmarks/precision_cpu.py``);
   - any other CPU: ``"no"`` (fp32: bf16 there is slower, not faster).
 
+* **Frozen weights cast once.** On a CPU, ``fit`` and ``evaluate`` hold a frozen backbone's
+  ``nn.Linear`` weights as bf16 copies for the duration of the call (:func:`frozen_weights_cast`):
+  the numbers autocast would give, without re-casting every weight at every forward. The fp32
+  weights are what the model holds before and after.
 * **Casts where tensors meet.** A fp32 prompt entering a bf16 backbone is cast to the backbone's
   dtype (``embed``, ``kv_prefix``); a bf16 hidden state entering a fp32 head is cast to the head's
   dtype (:func:`to_dtype_of`). Inside ``autocast`` the matmuls run in the low precision either way.
