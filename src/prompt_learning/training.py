@@ -49,6 +49,7 @@ class History:
     loss: list[float] = field(default_factory=list)
     eval_step: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
+    eval_correct: list[np.ndarray] = field(default_factory=list)  # (N,) per evaluation: paired tests
     seconds: float = 0.0  # wall-clock time of the training steps (evaluations excluded)
     precision: str = "no"  # the mixed precision the steps ran in
 
@@ -183,7 +184,9 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
                 hist.seconds += time.perf_counter() - started
                 hist.eval_step.append(step)
                 inner = accelerator.unwrap_model(model) if accelerator is not None else model
-                hist.eval_accuracy.append(evaluate(inner, eval_data, batch_size, precision)["accuracy"])
+                result = evaluate(inner, eval_data, batch_size, precision)
+                hist.eval_accuracy.append(result["accuracy"])
+                hist.eval_correct.append(result["correct"])
                 model.train()
                 started = time.perf_counter()
     hist.seconds += time.perf_counter() - started

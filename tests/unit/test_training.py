@@ -32,6 +32,18 @@ def test_fit_records_evaluations(sentiment_toy):
     hist = fit(make(), sentiment_toy, steps=6, lr=1e-3, batch_size=4, eval_data=sentiment_toy,
                eval_every=3, progress=False)
     assert hist.eval_step == [3, 6] and all(0 <= a <= 1 for a in hist.eval_accuracy)
+    assert [c.mean() for c in hist.eval_correct] == hist.eval_accuracy  # per-item outcomes kept
+
+
+def test_a_checkpoint_of_a_longer_run_is_the_shorter_run(sentiment_toy):
+    """At a constant rate, step s of an s'-step run is the s-step run: what an accuracy-against-steps
+    curve read off one run stands for."""
+    short = fit(make(), sentiment_toy, steps=4, lr=1e-3, batch_size=3, seed=2, eval_data=sentiment_toy,
+                eval_every=4, progress=False)
+    long = fit(make(), sentiment_toy, steps=8, lr=1e-3, batch_size=3, seed=2, eval_data=sentiment_toy,
+               eval_every=4, progress=False)
+    assert long.loss[:4] == short.loss
+    assert (long.eval_correct[0] == short.eval_correct[0]).all()
 
 
 def test_fit_refuses_a_frozen_model(sentiment_toy):
