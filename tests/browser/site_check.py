@@ -70,6 +70,23 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
         notebook: !!document.querySelector('div.cell'),
         widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
         rendered: document.querySelectorAll('.widget-box, .widget-inline-hbox, .widget-html, .jupyter-widgets').length,
+        // code cells whose lines do not fit their column: the reader would have to scroll sideways
+        wide: [...document.querySelectorAll('div.cell div.cell_input pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 1)
+            .map(p => Math.max(...p.textContent.split('\n').map(l => l.length))),
+        // how many characters of code one line of the column holds
+        column: (() => {
+            const pre = document.querySelector('div.cell div.cell_input pre');
+            if (!pre) return null;
+            const probe = document.createElement('span');
+            probe.textContent = 'x'.repeat(100);
+            pre.appendChild(probe);
+            const per = probe.getBoundingClientRect().width / 100;
+            probe.remove();
+            const style = getComputedStyle(pre);
+            const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            return Math.floor(inner / per);
+        })(),
     })""")
     if facts["math"] and not facts["typeset"]:
         page.wait_for_timeout(2000)
@@ -77,6 +94,9 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
     problems += [f"broken image: {src}" for src in facts["broken"]]
     if facts["math"] and not facts["typeset"]:
         problems.append(f"{facts['math']} math elements but none typeset by MathJax")
+    if facts["wide"]:
+        problems.append(f"{len(facts['wide'])} code cell(s) wider than the column of {facts['column']} "
+                        f"characters (longest lines: {sorted(facts['wide'])[-3:]})")
     if facts["notebook"] and not facts["colab"]:
         problems.append("chapter without a Colab launch link")
     if facts["widgets"] and not facts["rendered"]:

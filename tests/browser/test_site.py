@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
-from site_check import CHROMIUM, check_site  # noqa: E402
+from site_check import CHROMIUM, check_site, pages  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -55,8 +55,39 @@ def test_the_check_catches_a_broken_page(site, tmp_path):
     shutil.copytree(site, copy)
     page = next((copy / "chapters").glob("*.html"))
     html = page.read_text()
-    html = html.replace("</body>", '<img src="no-such-figure.png"><script>console.error("boom")</script></body>')
+    wide = '<div class="cell"><div class="cell_input"><pre>' + "x = 1  # " + "y" * 300 + "</pre></div></div>"
+    html = html.replace("</body>", '<img src="no-such-figure.png"><script>console.error("boom")</script>'
+                        f"{wide}</body>")
     page.write_text(html)
     report = check_site(copy)
     problems = " | ".join(report[f"chapters/{page.name}"])
     assert "broken image" in problems and "boom" in problems and "HTTP 404" in problems
+    assert "wider than the column" in problems
+
+
+def test_a_code_line_of_the_books_length_fits_the_column(site):
+    """The chapters' code lines are at most 100 characters (test_book); the column must hold them."""
+    from playwright.sync_api import sync_playwright
+
+    from site_check import ARGS, serve
+
+    server, base = serve(site)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/{next(n for n in pages(site) if n.startswith('chapters/'))}")
+            width = page.evaluate("""() => {
+                const pre = document.querySelector('div.cell div.cell_input pre');
+                const probe = pre.cloneNode(false);  // the same block, holding one 100-character line
+                probe.textContent = 'x'.repeat(100);
+                pre.parentNode.insertBefore(probe, pre.nextSibling);
+                const fits = probe.scrollWidth <= probe.clientWidth + 1;
+                probe.remove();
+                return fits;
+            }""")
+            browser.close()
+    finally:
+        server.shutdown()
+    assert width, "a 100-character code line does not fit the chapters' code column at 1280 px"
+
