@@ -345,6 +345,43 @@ def paired_over_seeds(runs_a: Sequence[npt.ArrayLike], runs_b: Sequence[npt.Arra
 
 
 # wording -----------------------------------------------------------------------------------------
+
+
+def paired_scores(scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, level: float = 0.95,
+                  resamples: int = 10_000, seed: int = 0) -> Comparison:
+    """Methods a and b on the same test items, scored per item on a continuous scale in [0, 1]
+    (ROUGE F1, say) rather than right or wrong: ``scores_a, scores_b (N,)``.
+
+    - ``diff``: mean(a) − mean(b), so :func:`verdict` reads it in points of the score × 100;
+    - ``[low, high]``: paired-bootstrap percentile interval of the mean difference, the items drawn
+      as in :func:`paired`;
+    - ``p_value``: two-sided sign-flip test of the per-item differences ``d_i = a_i − b_i``: under
+      the null that a's and b's scores on an item are exchangeable, each ``d_i`` is as likely to be
+      ``−d_i``; ``p = (1 + #{|Σ ± d_i| ≥ |Σ d_i|}) / (1 + resamples)`` over ``resamples`` random
+      sign patterns (never 0, so it stays a valid p-value);
+    - ``a_only`` / ``b_only``: items where a scored higher / lower than b.
+
+    >>> c = paired_scores([0.3] * 20, [0.2] * 20)
+    >>> print(verdict(c, "prefix tuning", "prompt tuning"))
+    prefix tuning ahead of prompt tuning by 10.0 points (95% CI 10.0–10.0, p < 0.001, n = 20)
+    """
+    _check_level(level)
+    _check_count(resamples, "resamples", "a number of random sign patterns such as 10_000", least=1)
+    a, b = (np.asarray(x, dtype=float).ravel() for x in (scores_a, scores_b))
+    if a.size != b.size or a.size == 0:
+        raise ValueError(f"scores_a has {a.size:,} items and scores_b {b.size:,}; a paired comparison needs "
+                         "both methods scored on the same (non-empty) test items, in the same order")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("the scores contain NaN or infinity; score every item before comparing")
+    d = a - b  # (N,)
+    low, high = _bootstrap(d[None], level, resamples, seed)
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, d.size))  # (R, N)
+    as_extreme = int((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).sum())
+    p = (1 + as_extreme) / (1 + resamples) if np.any(d != 0) else 1.0
+    return Comparison(diff=float(d.mean()), low=low, high=high, p_value=p, n=d.size,
+                      a_only=int((d > 0).sum()), b_only=int((d < 0).sum()), level=level)
+
+
 def is_significant(comparison: Comparison, alpha: float = 0.05) -> bool:
     """True when the interval excludes 0 *and* ``p < alpha``."""
     _check_level(alpha, "alpha", "0.05")

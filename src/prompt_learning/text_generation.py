@@ -164,14 +164,18 @@ def decode(tokenizer, ids: torch.Tensor, newline: bool = True) -> list[str]:
     return [(t.split("\n")[0] if newline else t).strip() for t in texts]
 
 
-def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F1 (stemmed), with the ``rouge-score`` package."""
+def rouge(predictions: list[str], references: list[str], per_item: bool = False) -> dict:
+    """Mean ROUGE-1/2/L F1 (stemmed), with the ``rouge-score`` package; with ``per_item``, each
+    key maps to the ``(N,)`` array of per-item F1 instead (for
+    :func:`~prompt_learning.stats.paired_scores`)."""
+    import numpy as np
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores = [scorer.score(r, p) for p, r in zip(predictions, references, strict=True)]
     keys = ("rouge1", "rouge2", "rougeL")
-    return {k: sum(s[k].fmeasure for s in scores) / max(1, len(scores)) for k in keys}
+    items = {k: np.array([s[k].fmeasure for s in scores]) for k in keys}  # (N,) each
+    return items if per_item else {k: float(v.mean()) if v.size else 0.0 for k, v in items.items()}
 
 
 def generation_loss(method: nn.Module, batch: dict) -> torch.Tensor:

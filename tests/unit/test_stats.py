@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import math
+import re
 from statistics import NormalDist
 
 import numpy as np
@@ -18,6 +19,7 @@ from prompt_learning.stats import (
     paired,
     paired_over_seeds,
     t_quantile,
+    paired_scores,
     verdict,
 )
 
@@ -289,3 +291,36 @@ def test_results_are_frozen():
     assert isinstance(e, Estimate)
     with pytest.raises(dataclasses.FrozenInstanceError):
         e.value = 1.0  # type: ignore[misc]
+
+
+# continuous per-item scores (ROUGE) ---------------------------------------------------------------
+def test_paired_scores_p_value_matches_the_exact_sign_flip_enumeration():
+    """For 12 items every one of the 2^12 sign patterns can be listed: the random patterns must
+    give about the same p-value."""
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 1, 12), rng.uniform(0, 1, 12)
+    d = a - b
+    exact = np.mean([abs(np.dot(signs, d)) >= abs(d.sum()) - 1e-12
+                     for signs in itertools.product([-1, 1], repeat=12)])
+    c = paired_scores(a, b, resamples=20_000)
+    assert abs(c.p_value - exact) < 0.02
+    assert c.diff == pytest.approx(d.mean()) and c.low <= c.diff <= c.high
+
+
+def test_paired_scores_finds_a_clear_gap_and_no_gap_in_copies():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.1, 0.5, 40)
+    ahead = paired_scores(b + 0.2, b)
+    assert verdict(ahead, "A", "B").startswith("A ahead of B by 20.0 points")
+    same = paired_scores(b, b.copy())
+    assert same.p_value == 1.0 and same.diff == 0 and "no difference" in verdict(same, "A", "B")
+    noisy = paired_scores(b + rng.normal(0, 0.2, 40), b + rng.normal(0, 0.2, 40))
+    assert noisy.low < 0 < noisy.high  # two noisy copies of one method: the interval spans 0
+
+
+@pytest.mark.parametrize("a, b, message", [([0.1, 0.2], [0.1], "same (non-empty) test items"),
+                                           ([], [], "same (non-empty) test items"),
+                                           ([0.1, float("nan")], [0.1, 0.2], "NaN")])
+def test_paired_scores_refuses_bad_input(a, b, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        paired_scores(a, b)
