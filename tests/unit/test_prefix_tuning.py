@@ -185,6 +185,11 @@ def test_truncate_tokens_keeps_the_first_tokens():
 def test_rouge_of_identical_and_disjoint_text():
     assert rouge(["Stocks fall in Tokyo"], ["Stocks fall in Tokyo"])["rougeL"] == pytest.approx(1.0)
     assert rouge(["cats"], ["Stocks fall"])["rouge1"] == 0.0
+    items = rouge(["Stocks fall in Tokyo", "cats"], ["Stocks fall in Tokyo", "Stocks fall"],
+                  per_item=True)
+    assert items["rougeL"].tolist() == pytest.approx([1.0, 0.0])  # per article, for paired tests
+    assert rouge(["Stocks fall in Tokyo", "cats"], ["Stocks fall in Tokyo", "Stocks fall"])[
+        "rougeL"] == pytest.approx(items["rougeL"].mean())
 
 
 def test_bad_configurations_are_refused():
