@@ -73,7 +73,7 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
         // code cells whose lines do not fit their column: the reader would have to scroll sideways
         wide: [...document.querySelectorAll('div.cell div.cell_input pre')]
             .filter(p => p.scrollWidth > p.clientWidth + 1)
-            .map(p => Math.max(...p.textContent.split('\n').map(l => l.length))),
+            .map(p => Math.max(...p.textContent.split('\\n').map(l => l.length))),
         // how many characters of code one line of the column holds
         column: (() => {
             const pre = document.querySelector('div.cell div.cell_input pre');
