@@ -31,7 +31,7 @@ from prompt_learning import (
 from prompt_learning.benchmark import batch_texts, forward_fn
 from prompt_learning.notebook import quiet
 from prompt_learning.positions import position_ids
-from prompt_learning.precision import autocast, cpu_has_fast_bf16
+from prompt_learning.precision import autocast, cpu_has_fast_bf16, frozen_weights_cast
 from prompt_learning.stats import accuracy_ci, paired, verdict
 
 TEMPLATE = "Review: {text}\nSentiment: {mask}"
@@ -49,10 +49,11 @@ def median_time(fn, repeats: int) -> float:
 
 
 def forward_floor(clf: ClozeClassifier, texts: list[str], batch: int, precision: str) -> float:
-    """Seconds for the model alone on pre-tokenised batches (what evaluation cannot go below)."""
+    """Seconds for the model alone on pre-tokenised batches (what evaluation cannot go below), under
+    evaluate's own rules: frozen weights cast once per call, then autocast."""
     batches = [clf.encode({"text": texts[i:i + batch]}) for i in range(0, len(texts), batch)]
     start = time.perf_counter()
-    with torch.no_grad(), autocast("cpu", precision):
+    with torch.no_grad(), frozen_weights_cast(clf, "cpu", precision), autocast("cpu", precision):
         for b in batches:
             clf.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                       position_ids=position_ids(b["attention_mask"]), logits_to_keep=1, use_cache=False)
