@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from prompt_learning import PromptTuning, PromptTuningConfig, load_backbone
-from prompt_learning.benchmark import TEMPLATE, WORDS, batch_texts
+from prompt_learning.benchmark import TEMPLATE, WORDS, batch_texts, forward_fn, step_fn
 from prompt_learning.kv_prefix import ATTENTION_NAME
 from prompt_learning.precision import autocast, cpu_has_fast_bf16, frozen_weights_cast
 
@@ -49,8 +49,9 @@ def main() -> None:
     method = PromptTuning(backbone, TEMPLATE, WORDS,
                           PromptTuningConfig(num_virtual_tokens=20, init="RANDOM", max_length=96))
     prompt = next(p for p in method.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW([prompt], lr=1e-3)
     texts, labels = batch_texts(backbone.tokenizer), torch.tensor([0, 1] * 4)
+    step = step_fn("ours", method, backbone, texts, "bf16")  # the benchmark's step and forward
+    forward = forward_fn(method, texts, "bf16")
 
     @contextlib.contextmanager
     def setup(name: str, precision: str = "bf16"):
@@ -64,24 +65,14 @@ def main() -> None:
         F.cross_entropy(method(texts).float(), labels).backward()
         return prompt.grad.clone()
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with autocast("cpu", "bf16"):
-            loss = F.cross_entropy(method(texts).float(), labels)
-        loss.backward()
-        opt.step()
-
-    def forward():
-        with torch.no_grad(), autocast("cpu", "bf16"):
-            return method(texts).float()
-
     with setup("before", "no"):
         fp32 = gradient()  # the reference both bf16 attentions are measured against
     logits, off = {}, {}
     saved = prompt.detach().clone()
     for name in SETUPS:
         with setup(name), autocast("cpu", "bf16"):
-            logits[name] = forward()
+            with torch.no_grad():
+                logits[name] = method(texts).float()
             off[name] = ((gradient() - fp32).norm() / fp32.norm()).item()
     times = {f"{name} {kind}": [] for name in SETUPS for kind in ("forward", "step")}
     for round in range(args.repeats + 1):  # alternate, so drifts in machine load hit all alike

@@ -58,6 +58,8 @@ def ours(name: str, backbone, n: int, max_length: int = 96):
 
 
 def peft(name: str, backbone, n: int):
+    """PEFT's ``name`` on ``backbone`` as PEFT comes: on transformers' own ``sdpa`` attention."""
+    backbone.model.set_attn_implementation("sdpa")
     from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType, get_peft_model
     cfg = {"prompt_tuning": lambda: PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n),
            "p_tuning": lambda: PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n,
@@ -139,8 +141,6 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
         with contextlib.ExitStack() as held:
             for impl, precision in (("ours", ours_precision), ("ours", "no"), ("peft", "no")):
                 backbone = load_backbone(model, device=device)
-                if impl == "peft":  # PEFT as it comes: transformers' own attention
-                    backbone.model.set_attn_implementation("sdpa")
                 method = build(impl, name, backbone, n, tokens).to(device)
                 texts = batch_texts(backbone.tokenizer, tokens=tokens)
                 if impl == "peft":
@@ -175,8 +175,6 @@ def peak_memory(name: str, impl: str, n: int, tokens: int, model: str = "smollm2
     if torch.cuda.is_available():
         backbone = load_backbone(model)
         backbone.model.to("cuda")
-        if impl == "peft":
-            backbone.model.set_attn_implementation("sdpa")
         method = build(impl, name, backbone, n, tokens).to("cuda")
         step = step_fn(impl, method, backbone, batch_texts(backbone.tokenizer, tokens=tokens))
         torch.cuda.synchronize()
@@ -186,9 +184,7 @@ def peak_memory(name: str, impl: str, n: int, tokens: int, model: str = "smollm2
             step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     code = (f"import prompt_learning.benchmark as b; from prompt_learning import load_backbone;"
-            f"bb = load_backbone({model!r});"
-            + ("bb.model.set_attn_implementation('sdpa');" if impl == "peft" else "")
-            + f"m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
+            f"bb = load_backbone({model!r}); m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
             f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
             f"print(b.rss_growth(lambda: [s() for _ in range(3)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
