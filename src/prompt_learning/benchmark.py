@@ -159,6 +159,8 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
                 for impl, fn in fns.items():
                     times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
+        # ours over PEFT's default within each repeat (the two ran back to back): the spread
+        results[name]["ratios"] = [o / p for o, p in zip(times["ours"], times["peft"])]
     for key, p in (("forward_no_grad", ours_precision), ("forward_no_grad_fp32", "no")):
         backbone = load_backbone(model, device=device)
         plain = ClozeClassifier(backbone, TEMPLATE, WORDS)
@@ -223,7 +225,8 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
 
     Returns ``{"device", "precision", "forward_no_grad_s", "rows": [...], ...}``; each row holds the
     medians ``ours_s`` (ours at the book's default precision) / ``peft_s`` (PEFT's default, fp32),
-    ``time_ratio`` (ours/PEFT), ``time_ratio_same`` (ours/PEFT at the same precision), ``step_speedup``
+    ``time_ratio`` (ours/PEFT) with ``time_ratio_min``/``time_ratio_max`` (the lowest and highest
+    ratio of one repeat's two back-to-back steps), ``time_ratio_same`` (ours/PEFT at the same precision), ``step_speedup``
     and ``forward_speedup`` (fp32 time over default-precision time, ours), ``ours_mib``/``peft_mib``,
     ``memory_ratio``, ``ours_forward_s`` and ``step_over_forward`` (our frozen-backbone step over a
     no-grad forward of the same method on the same batch); ``forward_no_grad_s`` is the plain model's
@@ -237,6 +240,7 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
                for impl in ("ours", "peft")}
         t = times[name]
         rows.append({"method": name, "ours_s": t["ours"], "peft_s": t["peft"], "time_ratio": t["ours"] / t["peft"],
+                     "time_ratio_min": min(t["ratios"]), "time_ratio_max": max(t["ratios"]),
                      "peft_same_s": t["peft_same"], "time_ratio_same": t["ours"] / t["peft_same"],
                      "ours_fp32_s": t["ours_fp32"], "step_speedup": t["ours_fp32"] / t["ours"],
                      "forward_speedup": t["forward_fp32"] / t["forward"],
