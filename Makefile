@@ -28,12 +28,8 @@ ASSETS := book/_static/mathjax/tex-chtml.js book/_static/widgets/embed-amd.js
 $(ASSETS) &: book/fetch_assets.py | setup
 	$(PY) book/fetch_assets.py
 
-# The chapters run first, two kernels at once on a CPU, into the build's execution cache
-# (book/execute.py); the build then renders them from the cache.
-BOOK_OUT := $(if $(filter-out cpu,$(PROFILE)),_build/$(PROFILE),.)
 book: setup $(ASSETS)
 	rm -rf _build/html _build/.doctrees
-	PROMPT_LEARNING_PROFILE=$(PROFILE) $(PY) book/execute.py --output $(BOOK_OUT)
 	PROMPT_LEARNING_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . -n -W --keep-going \
 	  $(if $(filter-out cpu,$(PROFILE)),--path-output _build/$(PROFILE))
 

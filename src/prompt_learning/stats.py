@@ -13,7 +13,8 @@ array with one entry per test item, ``1`` where the method was right.
   ``"PET ahead of ICL by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"``.
 
 Numpy and the standard library only: the normal quantile is ``statistics.NormalDist``, the
-t quantile is :func:`prompt_learning.quantiles.t_quantile`.
+t quantile is :func:`prompt_learning.quantiles.t_quantile`, the exact tests' null distributions
+are in :mod:`prompt_learning.exact_tests`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from .exact_tests import _check_count, mcnemar_p, sign_flip_p
 from .quantiles import _check_level, t_quantile
 
 CHUNK_CELLS = 1 << 21  # bootstrap draws held at once (resamples × items): ~16 MB per int64 array
@@ -118,11 +120,6 @@ class Comparison:
 
 
 # checks ------------------------------------------------------------------------------------------
-def _check_count(k: int, name: str, what: str, least: int = 0) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < least:
-        raise ValueError(f"{name} must be {what} (a whole number ≥ {least}); got {k!r}")
-
-
 def _outcomes(x: npt.ArrayLike, name: str) -> np.ndarray:
     """``x`` as a bool array ``(N,)``, or a ValueError that says what to pass instead."""
     arr = np.asarray(x)
@@ -155,54 +152,6 @@ def _runs(runs: Sequence[npt.ArrayLike], name: str) -> np.ndarray:
             raise ValueError(f"{name}[{s}] has {r.size:,} items but {name}[0] has {rows[0].size:,}; "
                              "every seed must be scored on the same test items")
     return np.stack(rows)  # (S, N)
-
-
-# distributions -----------------------------------------------------------------------------------
-def _half_binomial_pmf(n: int) -> np.ndarray:
-    """``P(X = k)`` for ``X ~ Bin(n, 1/2)``, ``k = 0..n``: shape ``(n + 1,)``, exactly symmetric."""
-    h = n // 2
-    i = np.arange(h)
-    half = np.concatenate(([0.0], np.cumsum(np.log(n - i) - np.log(i + 1))))  # log C(n, 0..h)
-    log_c = np.concatenate((half, half[: n - h][::-1]))  # log C(n, 0..n)
-    return np.exp(log_c - n * math.log(2))
-
-
-def mcnemar_p(a_only: int, b_only: int) -> float:
-    """Exact two-sided McNemar p-value from the discordant counts ``b = a_only``, ``c = b_only``.
-
-    ``p = min(1, 2 P(X ≤ min(b, c)))`` with ``X ~ Bin(b + c, 1/2)``; ``p = 1`` when ``b + c = 0``.
-
-    >>> round(mcnemar_p(10, 2), 4)  # 2 (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 158 / 4096
-    0.0386
-    """
-    _check_count(a_only, "a_only", "a count of discordant items")
-    _check_count(b_only, "b_only", "a count of discordant items")
-    m = int(a_only) + int(b_only)
-    if m == 0:
-        return 1.0
-    return min(1.0, 2.0 * float(_half_binomial_pmf(m)[: min(a_only, b_only) + 1].sum()))
-
-
-def _sign_flip_p(net: np.ndarray) -> float:
-    """Exact two-sided p-value of ``T = Σ_i net_i`` when each item's sign is flipped at random.
-
-    ``net (N,)`` integers: per item, Σ_s (a_si − b_si). The items with ``|net_i| = k`` add
-    ``k (2 X_k − n_k)``, ``X_k ~ Bin(n_k, 1/2)``; so ``T = 2Y − Σ_k k n_k`` with ``Y = Σ_k k X_k``,
-    whose exact distribution is the convolution of the binomials stretched by ``k``.
-    """
-    mags = np.abs(net[net != 0]).astype(np.int64)
-    if mags.size == 0:
-        return 1.0
-    dist = np.ones(1)  # P(Y = y), y = 0, 1, ...
-    for k, count in zip(*np.unique(mags, return_counts=True)):
-        pmf, k = _half_binomial_pmf(int(count)), int(k)
-        out = np.zeros(dist.size + k * (pmf.size - 1))  # P(Y + k X = y)
-        for r in range(min(k, dist.size)):  # residues mod k convolve separately
-            out[r::k] = np.convolve(dist[r::k], pmf)
-        dist = out
-    total = int(mags.sum())
-    t = 2 * np.arange(total + 1) - total  # (total + 1,) statistic for each y
-    return min(1.0, float(dist[np.abs(t) >= abs(int(net.sum()))].sum()))
 
 
 # one method --------------------------------------------------------------------------------------
@@ -289,7 +238,8 @@ def paired(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, level: float = 0.
     """Methods a and b on the same test items ``correct_a, correct_b (N,)``.
 
     - ``diff``: accuracy(a) − accuracy(b);
-    - ``p_value``: exact two-sided McNemar test, :func:`mcnemar_p` on the discordant items
+    - ``p_value``: exact two-sided McNemar test,
+      :func:`~prompt_learning.exact_tests.mcnemar_p` on the discordant items
       (a right and b wrong, and the reverse); the items both got right or wrong carry no evidence;
     - ``[low, high]``: paired-bootstrap percentile interval; ``resamples`` draws of ``N`` items
       with replacement, the same items for both methods, from ``numpy.random.default_rng``
@@ -341,7 +291,7 @@ def paired_over_seeds(runs_a: Sequence[npt.ArrayLike], runs_b: Sequence[npt.Arra
         raise ValueError(f"runs_a has {a.shape[1]:,} items per seed but runs_b has {b.shape[1]:,}; both "
                          "methods must be scored on the same test items, in the same order")
     net = a.sum(0, dtype=np.int64) - b.sum(0, dtype=np.int64)  # (N,) Σ_s (a_si − b_si)
-    return _compare(a, b, _sign_flip_p(net), level, resamples, seed)
+    return _compare(a, b, sign_flip_p(net), level, resamples, seed)
 
 
 # wording -----------------------------------------------------------------------------------------
