@@ -111,7 +111,8 @@ class PTuning(SoftPromptClassifier):
     torch.Size([1, 2])
 
     Input: texts (B). Sequence seen by the backbone: (B, T), virtual tokens inside, counted by the
-    position ids. Output: class logits (B, C).
+    position ids; ``T ≤ max_length + n`` (the virtual tokens come on top, as in every method).
+    Output: class logits (B, C).
     """
 
     config_class = PTuningConfig
@@ -129,7 +130,9 @@ class PTuning(SoftPromptClassifier):
             raise SoftPromptError(f"config.num_virtual_tokens={config.num_virtual_tokens} but the template marks "
                                   f"{n} virtual tokens; leave it None or mark [P0] … [P{config.num_virtual_tokens - 1}]")
         super().__init__(backbone, template, verbalizer, config)
-        check_positions(self.model, config.max_length)  # the virtual tokens count toward max_length
+        # max_length counts the text and the hard template; the n virtual tokens come on top, as for
+        # every method (PromptLearningConfig) and as PEFT prepends them
+        check_positions(self.model, config.max_length, n)
         self.encode({s: [""] for s in template.text_slots})  # fits in max_length? (before any compute)
         H = self.hidden_size
         self.register_parameter("prompt", None)
@@ -157,8 +160,8 @@ class PTuning(SoftPromptClassifier):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         columns = texts if isinstance(texts, dict) else {"text": list(texts)}
-        b = self.template.encode(self.tokenizer, columns, self.max_length, causal=self.causal,
-                                 placeholder=self.tokenizer.pad_token_id or 0)
+        b = self.template.encode(self.tokenizer, columns, self.max_length + self.num_virtual_tokens,
+                                 causal=self.causal, placeholder=self.tokenizer.pad_token_id or 0)
         return {k: v.to(self.device) for k, v in b.items()}
 
     @torch.no_grad()

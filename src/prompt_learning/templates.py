@@ -149,8 +149,8 @@ class Template:
         answer), pads on the left, so ``mask_pos`` is the last index; otherwise the tokenizer's mask
         token stands in the slot, padding is on the right, and ``mask_pos`` holds its index.
         Virtual tokens hold ``placeholder`` (default: the pad id) and their number in
-        ``virtual_index`` (-1 at real tokens); they count toward ``max_length``, and only the
-        inputs are ever truncated.
+        ``virtual_index`` (-1 at real tokens); they count toward ``max_length`` here (a method
+        passes its ``max_length`` plus its virtual tokens), and only the inputs are ever truncated.
         Returns ``input_ids``, ``attention_mask``, ``virtual_index`` ``(B, T)`` and ``mask_pos`` ``(B,)``.
         """
         if causal:

@@ -8,7 +8,7 @@ from prompt_learning import Verbalizer, fit, load_backbone
 from prompt_learning.p_tuning import (
     PromptEncoder, PromptEncoderType, PTuning, PTuningConfig, virtual_tokens,
 )
-from prompt_learning.soft_prompts import SoftPromptError
+from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig, SoftPromptError
 from prompt_learning.templates import Template, TemplateError
 
 WORDS = Verbalizer({"negative": "bad", "positive": "good"})
@@ -156,9 +156,24 @@ def test_virtual_token_after_the_mask_of_a_causal_lm_is_refused():
 
 
 def test_template_too_long_for_max_length_is_refused():
+    # the hard words alone exceed max_length (the virtual tokens come on top and do not count)
     with pytest.raises(TemplateError, match="raise max_length"):
-        PTuning(load_backbone("tiny-llama"), virtual_tokens(20) + " {text} It was {mask}.", WORDS,
-                PTuningConfig(max_length=16))
+        PTuning(load_backbone("tiny-llama"),
+                virtual_tokens(2) + " {text} All in all, after some thought, the film was {mask}.", WORDS,
+                PTuningConfig(max_length=6))
+
+
+def test_virtual_tokens_come_on_top_of_max_length_as_in_prompt_tuning():
+    """The method contract: max_length is the text and hard template; n virtual tokens add n positions.
+    P-tuning with its virtual tokens in front keeps the same text tokens as prompt tuning."""
+    backbone = load_backbone("tiny-llama")
+    long = ["word " * 200]
+    pt = PTuning(backbone, virtual_tokens(5) + "{text} It was {mask}.", WORDS, PTuningConfig(max_length=24))
+    tuning = PromptTuning(backbone, "{text} It was {mask}.", WORDS, PromptTuningConfig(5, init="RANDOM", max_length=24))
+    a, b = pt.encode(long), tuning.encode(long)
+    assert a["input_ids"].shape == b["input_ids"].shape == (1, 24 + 5)
+    real = lambda e: e["input_ids"][e["virtual_index"] < 0]  # noqa: E731
+    assert torch.equal(real(a), real(b))
 
 
 def test_the_encoder_and_the_anchors_by_hand_equal_p_tuning():
