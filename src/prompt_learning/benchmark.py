@@ -139,7 +139,8 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
     for name in METHODS:
         fns = {}
         with contextlib.ExitStack() as held:
-            for impl, precision in (("ours", ours_precision), ("ours", "no"), ("peft", "no")):
+            ours = [("ours", ours_precision)] + ([("ours", "no")] if ours_precision != "no" else [])
+            for impl, precision in ours + [("peft", "no")]:
                 backbone = load_backbone(model, device=device)
                 method = build(impl, name, backbone, n, tokens).to(device)
                 texts = batch_texts(backbone.tokenizer, tokens=tokens)
@@ -159,6 +160,8 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
                 for impl, fn in fns.items():
                     times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
+        if ours_precision == "no":  # the default already is fp32 (a CPU without fast bf16)
+            results[name]["ours_fp32"], results[name]["forward_fp32"] = results[name]["ours"], results[name]["forward"]
         # ours over PEFT's default within each repeat (the two ran back to back): the spread
         results[name]["ratios"] = [o / p for o, p in zip(times["ours"], times["peft"])]
     for key, p in (("forward_no_grad", ours_precision), ("forward_no_grad_fp32", "no")):

@@ -20,6 +20,7 @@ that training can resume. The encoder's layers have the names and shapes of PEFT
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +34,7 @@ from .soft_prompts import (
     PromptTuningInit, Readout, SoftPromptClassifier, SoftPromptError, initial_prompt, verbalizer_from_spec,
 )
 from .positions import check_positions
+from .precision import no_autocast
 from .templates import Template, virtual_tokens
 from .verbalizers import Verbalizer
 
@@ -92,7 +94,10 @@ class PromptEncoder(nn.Module):
     def forward(self) -> torch.Tensor:
         x = self.embedding.weight.unsqueeze(0)  # (1, n, token_dim)
         if self.encoder_type == PromptEncoderType.LSTM:
-            x = self.lstm_head(x)[0]  # (1, n, 2h): both directions see every virtual token
+            # fp32 on a CPU even inside bf16 autocast: oneDNN has no bf16 LSTM on CPUs without
+            # AVX512, and over n virtual tokens the LSTM costs nothing next to the backbone
+            with no_autocast() if x.device.type == "cpu" else contextlib.nullcontext():
+                x = self.lstm_head(x)[0]  # (1, n, 2h): both directions see every virtual token
         return self.mlp_head(x)[0]  # (n, token_dim)
 
 

@@ -37,7 +37,9 @@ def site() -> Path:
             return Path(candidate)
     out = ROOT / "_build" / "smoke"
     env = dict(os.environ, PROMPT_LEARNING_PROFILE="smoke")
-    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(ROOT), "-n", "-W", "--keep-going",
+    # Jupyter Book 1 has no ``python -m jupyter_book``: its command sits beside the interpreter.
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run([str(jupyter_book), "build", str(ROOT), "-n", "-W", "--keep-going",
                     "--path-output", str(out)], check=True, env=env, cwd=ROOT)
     return out / "_build" / "html"
 

@@ -4,12 +4,19 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from prompt_learning.backbones import load_backbone
 from prompt_learning.benchmark import METHODS, compare
+from prompt_learning.precision import CPU_BF16_ENV
 
 
-def test_compare_times_every_method_against_peft_on_a_tiny_llama():
+@pytest.mark.parametrize("cpu_bf16", ["1", "0"])  # "0": the default precision is fp32, as on a CPU without bf16
+def test_compare_times_every_method_against_peft_on_a_tiny_llama(cpu_bf16, monkeypatch):
+    monkeypatch.setenv(CPU_BF16_ENV, cpu_bf16)
     result = compare(repeats=3, tokens=16, virtual=2, memory=False, model="tiny-llama")
+    if result["precision"] == "no":  # the default is fp32: its fp32 column is the same run
+        assert all(r["ours_fp32_s"] == r["ours_s"] and r["step_speedup"] == 1 for r in result["rows"])
     assert [r["method"] for r in result["rows"]] == list(METHODS)
     for r in result["rows"]:
         assert r["ours_s"] > 0 and r["peft_s"] > 0

@@ -89,6 +89,17 @@ def test_lstm_ties_the_virtual_tokens_together():
     assert (mlp.embedding.weight.grad.abs().sum(-1) > 0).tolist() == [True, False, False, False]
 
 
+def test_the_lstm_runs_in_fp32_inside_cpu_bf16_autocast():
+    """oneDNN has no bf16 LSTM on CPUs without AVX512: the encoder's LSTM leaves autocast on a CPU,
+    so it runs (and gives the fp32 numbers) on every CPU."""
+    enc = PromptEncoder(4, 8, PromptEncoderType.LSTM, hidden_size=6)
+    seen = []
+    enc.lstm_head.register_forward_hook(lambda m, args, out: seen.append(out[0].dtype))
+    with torch.autocast("cpu", torch.bfloat16):
+        enc()
+    assert seen == [torch.float32]
+
+
 def test_default_sizes_follow_the_paper():
     lstm, mlp = make(encoder="LSTM"), make(encoder="MLP")
     assert lstm.encoder.lstm_head.hidden_size == 16 and lstm.encoder.lstm_head.num_layers == 2  # H/2 each way
