@@ -30,6 +30,7 @@ from transformers import (
     AutoTokenizer, BertForMaskedLM, PreTrainedModel,
 )
 
+from .allocator import keep_freed_memory
 from .artifacts import cache_dir, extracted, sha256_of, write_folder
 from .kv_prefix import ATTENTION_NAME
 from .precision import resolve_device
@@ -117,8 +118,11 @@ def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torc
 def _placed(backbone: Backbone, device: torch.device) -> Backbone:
     """The one place a backbone is moved: onto ``device``, in eval mode, attending through the
     library's attention function (:mod:`prompt_learning.attention`; prefix-aware, ``sdpa`` but for
-    gradients on a CPU), where the model takes one."""
+    gradients on a CPU), where the model takes one; on a CPU, freed memory is kept for reuse
+    (:mod:`prompt_learning.allocator`)."""
     model = backbone.model
+    if device.type == "cpu":
+        keep_freed_memory()  # activations reuse freed memory (prompt_learning.allocator)
     if getattr(model, "_supports_sdpa", False) and model.config._attn_implementation != ATTENTION_NAME:
         model.set_attn_implementation(ATTENTION_NAME)
     model.to(device).eval()
