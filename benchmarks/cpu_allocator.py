@@ -64,8 +64,7 @@ def measure(n: int) -> dict:
         fit(method, train, steps=1, lr=lr, batch_size=8, progress=False)  # warm-up
         steps[name] = fit(method, train, steps=count, lr=lr, batch_size=8, progress=False).seconds / count
         del method
-    return {"kept": keep_freed_memory(), "precision": result.get("precision", "auto"),
-            "sentences_per_s": n / eval_s, "step_s": steps,
+    return {"kept": keep_freed_memory(), "sentences_per_s": n / eval_s, "step_s": steps,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "predictions": result["predictions"].tolist(), "threads": torch.get_num_threads()}
 

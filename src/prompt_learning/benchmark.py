@@ -135,12 +135,13 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
     device = resolve_device("auto")
     ours_precision = resolve_precision(precision, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # each precision is timed once: where the default is fp32, the fp32 columns are the default's
+    precisions = list(dict.fromkeys((ours_precision, "no")))
     results = {}
     for name in METHODS:
         fns = {}
         with contextlib.ExitStack() as held:
-            ours = [("ours", ours_precision)] + ([("ours", "no")] if ours_precision != "no" else [])
-            for impl, precision in ours + [("peft", "no")]:
+            for impl, precision in [("ours", p) for p in precisions] + [("peft", "no")]:
                 backbone = load_backbone(model, device=device)
                 method = build(impl, name, backbone, n, tokens).to(device)
                 texts = batch_texts(backbone.tokenizer, tokens=tokens)
@@ -160,11 +161,12 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
                 for impl, fn in fns.items():
                     times[impl].append(timed(fn, sync))
         results[name] = {impl: statistics.median(t) for impl, t in times.items()}
-        if ours_precision == "no":  # the default already is fp32 (a CPU without fast bf16)
-            results[name]["ours_fp32"], results[name]["forward_fp32"] = results[name]["ours"], results[name]["forward"]
+        results[name].setdefault("ours_fp32", results[name]["ours"])
+        results[name].setdefault("forward_fp32", results[name]["forward"])
         # ours over PEFT's default within each repeat (the two ran back to back): the spread
         results[name]["ratios"] = [o / p for o, p in zip(times["ours"], times["peft"])]
-    for key, p in (("forward_no_grad", ours_precision), ("forward_no_grad_fp32", "no")):
+    for p in precisions:
+        key = "forward_no_grad" + ("" if p == ours_precision else "_fp32")
         backbone = load_backbone(model, device=device)
         plain = ClozeClassifier(backbone, TEMPLATE, WORDS)
         fn = forward_fn(plain, batch_texts(backbone.tokenizer, tokens=tokens), p)
