@@ -173,6 +173,7 @@ def time_all(n: int, repeats: int, tokens: int, model: str = "smollm2-135m", pre
         with frozen_weights_cast(plain, device, p):
             fn()
             results[key] = statistics.median(timed(fn, sync) for _ in range(repeats))
+    results.setdefault("forward_no_grad_fp32", results["forward_no_grad"])
     results["precision"] = ours_precision
     return results
 
