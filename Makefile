@@ -28,10 +28,16 @@ ASSETS := book/_static/mathjax/tex-chtml.js book/_static/widgets/embed-amd.js
 $(ASSETS) &: book/fetch_assets.py | setup
 	$(PY) book/fetch_assets.py
 
+# After the build, each chapter's execution time from the execution cache (book/build_times.py);
+# the cpu profile's against the book's budget of 30 minutes.
+BUILD_DIR := _build$(if $(filter-out cpu,$(PROFILE)),/$(PROFILE)/_build)
 book: setup $(ASSETS)
 	rm -rf _build/html _build/.doctrees
+	start=$$(date +%s); \
 	PROMPT_LEARNING_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . -n -W --keep-going \
-	  $(if $(filter-out cpu,$(PROFILE)),--path-output _build/$(PROFILE))
+	  $(if $(filter-out cpu,$(PROFILE)),--path-output _build/$(PROFILE)); status=$$?; \
+	$(PY) book/build_times.py $(BUILD_DIR)/.jupyter_cache --since $$start \
+	  $(if $(filter cpu,$(PROFILE)),--budget 1800); exit $$status
 
 # The website test drives Debian's chromium; as root it is installed here, otherwise the test
 # says how to install it and is skipped.

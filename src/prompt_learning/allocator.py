@@ -21,9 +21,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
 
-CPU_MALLOC_ENV = "PROMPT_LEARNING_CPU_MALLOC"  # "0": leave malloc as the process found it
+from .switches import switch
+
+CPU_MALLOC_ENV = "PROMPT_LEARNING_CPU_MALLOC"  # off ("0"): leave malloc as the process found it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's <malloc.h>
 MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit systems
 TRIM_NEVER = 2**31 - 1  # a trim threshold (an int) no heap top reaches
@@ -36,7 +37,7 @@ def keep_freed_memory() -> bool:
     Process-wide and idempotent. ``False`` where there is no glibc ``mallopt`` or
     ``PROMPT_LEARNING_CPU_MALLOC=0`` is set.
     """
-    if os.environ.get(CPU_MALLOC_ENV, "1").strip().lower() in ("0", "false", "no"):
+    if not switch(CPU_MALLOC_ENV, default=True):
         return False
     name = ctypes.util.find_library("c")
     try:

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from .switches import switch
+
 PRECISIONS = ("auto", "no", "bf16", "fp16")
-CPU_BF16_ENV = "PROMPT_LEARNING_CPU_BF16"  # "0": "auto" stays fp32 on every CPU
+CPU_BF16_ENV = "PROMPT_LEARNING_CPU_BF16"  # off ("0"): "auto" stays fp32 on every CPU
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -72,7 +73,7 @@ def auto_precision(device: torch.device | str) -> str:
     if device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         return "bf16" if major >= 8 else "fp16"
-    if os.environ.get(CPU_BF16_ENV, "1") == "0":
+    if not switch(CPU_BF16_ENV, default=True):
         return "no"
     return "bf16" if cpu_has_fast_bf16() else "no"
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .precision import PRECISIONS, PrecisionError, resolve_device, resolve_precision
+from .switches import switch
 
 SIZE_ROWS = ("smoke", "cpu", "gpu")  # the rows of every chapter's size table
 
@@ -151,6 +152,6 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
         raise ProfileError(f"the {name!r} profile needs a CUDA GPU and none is visible; "
                            "use PROMPT_LEARNING_PROFILE=cpu (or on Colab: Runtime → Change runtime type → "
                            "GPU; PROMPT_LEARNING_PROFILE=rehearsal runs its hub branches on a CPU)")
-    if profile.hub and profile.needs_cuda and os.environ.get(STANDIN_ENV, "").lower() in ("1", "true", "yes"):
+    if profile.hub and profile.needs_cuda and switch(STANDIN_ENV, default=False):
         profile = _with_standins(profile)
     return replace(profile, **overrides)
