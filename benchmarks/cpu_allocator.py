@@ -37,9 +37,20 @@ def measure(n: int) -> dict:
     import numpy as np
     import torch
 
-    from prompt_learning import (PET, ClozeClassifier, PETConfig, PromptTuning, PromptTuningConfig,
-                                 Verbalizer, evaluate, few_shot, fit, load_backbone, movie_reviews,
-                                 stratified_head)
+    from prompt_learning import (
+        PET,
+        ClozeClassifier,
+        PETConfig,
+        PromptTuning,
+        PromptTuningConfig,
+        Verbalizer,
+        evaluate,
+        few_shot,
+        fit,
+        load_backbone,
+        movie_reviews,
+        stratified_head,
+    )
     from prompt_learning.allocator import keep_freed_memory
     from prompt_learning.method import PromptLearningConfig
 
@@ -48,8 +59,10 @@ def measure(n: int) -> dict:
     test = stratified_head(data["test"], n)
     test = test.select(np.argsort([len(t) for t in test["text"]], kind="stable"))
     train = few_shot(data["pool"], 16, seed=0)
-    template, words = "Review: {text}\nSentiment: {mask}", Verbalizer({"negative": "negative",
-                                                                       "positive": "positive"})
+    template, words = (
+        "Review: {text}\nSentiment: {mask}",
+        Verbalizer({"negative": "negative", "positive": "positive"}),
+    )
     zero = ClozeClassifier(lm, template, words, PromptLearningConfig(max_length=48))
     evaluate(zero, test.select(range(32)), batch_size=32)  # warm-up
     start = time.perf_counter()
@@ -57,16 +70,25 @@ def measure(n: int) -> dict:
     eval_s = time.perf_counter() - start
     steps = {}
     for name, method, count, lr in (
-            ("prompt tuning", PromptTuning(lm, template, words, PromptTuningConfig(16, max_length=48)),
-             8, 1e-2),
-            ("PET", PET(load_backbone("smollm2-135m", device="cpu"), template, words,
-                        PETConfig(max_length=48)), 4, 2e-5)):
+        ("prompt tuning", PromptTuning(lm, template, words, PromptTuningConfig(16, max_length=48)), 8, 1e-2),
+        (
+            "PET",
+            PET(load_backbone("smollm2-135m", device="cpu"), template, words, PETConfig(max_length=48)),
+            4,
+            2e-5,
+        ),
+    ):
         fit(method, train, steps=1, lr=lr, batch_size=8, progress=False)  # warm-up
         steps[name] = fit(method, train, steps=count, lr=lr, batch_size=8, progress=False).seconds / count
         del method
-    return {"kept": keep_freed_memory(), "sentences_per_s": n / eval_s, "step_s": steps,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-            "predictions": result["predictions"].tolist(), "threads": torch.get_num_threads()}
+    return {
+        "kept": keep_freed_memory(),
+        "sentences_per_s": n / eval_s,
+        "step_s": steps,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "predictions": result["predictions"].tolist(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -74,8 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=500, help="test sentences per evaluation")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "results" / "cpu_allocator.json")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cpu_allocator.json")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args.n)))
@@ -84,25 +105,37 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, flag in SETUPS.items():
             env = dict(os.environ, PROMPT_LEARNING_CPU_MALLOC=flag)
-            out = subprocess.run([sys.executable, __file__, "--worker", "--n", str(args.n)], env=env,
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", "--n", str(args.n)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             runs[name].append(json.loads(out.strip().splitlines()[-1]))
             print(name, {k: v for k, v in runs[name][-1].items() if k != "predictions"}, flush=True)
-    med = {name: {"sentences_per_s": statistics.median(r["sentences_per_s"] for r in rs),
-                  **{f"{m} step_s": statistics.median(r["step_s"][m] for r in rs)
-                     for m in rs[0]["step_s"]},
-                  "peak_rss_gib": statistics.median(r["peak_rss_gib"] for r in rs)}
-           for name, rs in runs.items()}
+    med = {
+        name: {
+            "sentences_per_s": statistics.median(r["sentences_per_s"] for r in rs),
+            **{f"{m} step_s": statistics.median(r["step_s"][m] for r in rs) for m in rs[0]["step_s"]},
+            "peak_rss_gib": statistics.median(r["peak_rss_gib"] for r in rs),
+        }
+        for name, rs in runs.items()
+    }
     g, k = med["glibc"], med["kept"]
     result = {
-        "device": f"cpu ({runs['kept'][0]['threads']} threads)", "repeats": args.repeats,
-        "n": args.n, "rule_took": all(r["kept"] for r in runs["kept"]), "medians": med,
+        "device": f"cpu ({runs['kept'][0]['threads']} threads)",
+        "repeats": args.repeats,
+        "n": args.n,
+        "rule_took": all(r["kept"] for r in runs["kept"]),
+        "medians": med,
         "eval_throughput_kept_over_glibc": k["sentences_per_s"] / g["sentences_per_s"],
         "prompt_tuning_step_kept_over_glibc": k["prompt tuning step_s"] / g["prompt tuning step_s"],
         "pet_step_kept_over_glibc": k["PET step_s"] / g["PET step_s"],
         "peak_rss_kept_over_glibc": k["peak_rss_gib"] / g["peak_rss_gib"],
-        "same_predictions": all(r["predictions"] == runs["glibc"][0]["predictions"]
-                                for rs in runs.values() for r in rs),
+        "same_predictions": all(
+            r["predictions"] == runs["glibc"][0]["predictions"] for rs in runs.values() for r in rs
+        ),
     }
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,12 @@ from prompt_learning.benchmark import TEMPLATE, WORDS, batch_texts, forward_fn, 
 from prompt_learning.kv_prefix import ATTENTION_NAME
 from prompt_learning.precision import autocast, cpu_has_fast_bf16, frozen_weights_cast
 
-SETUPS = {"before": ("sdpa", False), "cast once": ("sdpa", True),
-          "formula": (ATTENTION_NAME, False), "both": (ATTENTION_NAME, True)}
+SETUPS = {
+    "before": ("sdpa", False),
+    "cast once": ("sdpa", True),
+    "formula": (ATTENTION_NAME, False),
+    "both": (ATTENTION_NAME, True),
+}
 
 
 def main() -> None:
@@ -46,8 +50,9 @@ def main() -> None:
         print("this CPU has no AMX-BF16 / AVX512-BF16: the book runs it in fp32 and neither rule applies")
     backbone = load_backbone("smollm2-135m", device="cpu")
     torch.manual_seed(0)
-    method = PromptTuning(backbone, TEMPLATE, WORDS,
-                          PromptTuningConfig(num_virtual_tokens=20, init="RANDOM", max_length=96))
+    method = PromptTuning(
+        backbone, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=20, init="RANDOM", max_length=96)
+    )
     prompt = next(p for p in method.parameters() if p.requires_grad)
     texts, labels = batch_texts(backbone.tokenizer), torch.tensor([0, 1] * 4)
     step = step_fn("ours", method, backbone, texts, "bf16")  # the benchmark's step and forward
@@ -87,8 +92,10 @@ def main() -> None:
         prompt.copy_(saved)
     s = {k: statistics.median(v) for k, v in times.items()}
     result = {
-        "device": f"cpu ({torch.get_num_threads()} threads)", "repeats": args.repeats,
-        "cpu_has_fast_bf16": cpu_has_fast_bf16(), "torch": torch.__version__,
+        "device": f"cpu ({torch.get_num_threads()} threads)",
+        "repeats": args.repeats,
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "torch": torch.__version__,
         "seconds": s,
         "forward_cast_once_over_before": s["cast once forward"] / s["before forward"],
         "step_cast_once_over_before": s["cast once step"] / s["before step"],

@@ -45,10 +45,16 @@ def main() -> None:
         runs[name] = seconds_per_step(params, args.repeats, **kwargs)
         final[name] = params
     diff = max((a - b).abs().max().item() for a, b in zip(final["default"], final["fused"]))
-    result = {"device": f"cpu ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}",
-              "parameters": sum(b.numel() for b in base), "repeats": args.repeats,
-              "default_s": runs["default"], "fused_s": runs["fused"], "fused_over_default": runs["fused"] / runs["default"],
-              "max_abs_difference": diff, "torch": torch.__version__}
+    result = {
+        "device": f"cpu ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}",
+        "parameters": sum(b.numel() for b in base),
+        "repeats": args.repeats,
+        "default_s": runs["default"],
+        "fused_s": runs["fused"],
+        "fused_over_default": runs["fused"] / runs["default"],
+        "max_abs_difference": diff,
+        "torch": torch.__version__,
+    }
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -25,8 +25,17 @@ import numpy as np
 import torch
 
 from prompt_learning import (
-    ClozeClassifier, PromptLearningConfig, PromptTuning, PromptTuningConfig, Verbalizer, evaluate, few_shot,
-    fit, load_backbone, movie_reviews, stratified_head,
+    ClozeClassifier,
+    PromptLearningConfig,
+    PromptTuning,
+    PromptTuningConfig,
+    Verbalizer,
+    evaluate,
+    few_shot,
+    fit,
+    load_backbone,
+    movie_reviews,
+    stratified_head,
 )
 from prompt_learning.benchmark import batch_texts, forward_fn
 from prompt_learning.notebook import quiet
@@ -51,12 +60,17 @@ def median_time(fn, repeats: int) -> float:
 def forward_floor(clf: ClozeClassifier, texts: list[str], batch: int, precision: str) -> float:
     """Seconds for the model alone on pre-tokenised batches (what evaluation cannot go below), under
     evaluate's own rules: frozen weights cast once per call, then autocast."""
-    batches = [clf.encode({"text": texts[i:i + batch]}) for i in range(0, len(texts), batch)]
+    batches = [clf.encode({"text": texts[i : i + batch]}) for i in range(0, len(texts), batch)]
     start = time.perf_counter()
     with torch.no_grad(), frozen_weights_cast(clf, "cpu", precision), autocast("cpu", precision):
         for b in batches:
-            clf.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                      position_ids=position_ids(b["attention_mask"]), logits_to_keep=1, use_cache=False)
+            clf.model(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                position_ids=position_ids(b["attention_mask"]),
+                logits_to_keep=1,
+                use_cache=False,
+            )
     return time.perf_counter() - start
 
 
@@ -94,16 +108,24 @@ def main() -> None:
         results[p] = evaluate(clf, test, batch_size=32, mixed_precision=p)
         seconds = time.perf_counter() - start
         floor = forward_floor(clf, test["text"], 32, p)
-        out["eval"][p] = {"sentences_per_s": len(test) / seconds, "floor_sentences_per_s": len(test) / floor,
-                          "over_floor": seconds / floor, "accuracy": str(accuracy_ci(results[p]["correct"]))}
+        out["eval"][p] = {
+            "sentences_per_s": len(test) / seconds,
+            "floor_sentences_per_s": len(test) / floor,
+            "over_floor": seconds / floor,
+            "accuracy": str(accuracy_ci(results[p]["correct"])),
+        }
     zero = paired(results["bf16"]["correct"], results["no"]["correct"])
     out["zero_shot_verdict"] = verdict(zero, "bf16", "fp32")
 
     train = few_shot(reviews["pool"], 16, seed=0)
     trained, losses = {}, {}
     for p in ("no", "bf16", "bf16"):
-        m = PromptTuning(backbone, TEMPLATE, WORDS, PromptTuningConfig(16, init_text="Is this review positive?",
-                                                                       max_length=64))
+        m = PromptTuning(
+            backbone,
+            TEMPLATE,
+            WORDS,
+            PromptTuningConfig(16, init_text="Is this review positive?", max_length=64),
+        )
         h = fit(m, train, steps=args.steps, lr=1e-2, batch_size=8, seed=0, mixed_precision=p, progress=False)
         losses.setdefault(p, []).append(h.loss)
         trained[p] = evaluate(m, test, batch_size=32, mixed_precision=p)["correct"]
@@ -112,11 +134,15 @@ def main() -> None:
     out["bf16_reruns_identical"] = losses["bf16"][0] == losses["bf16"][1]
 
     print(f"CPU bf16 (AMX/AVX512-BF16): {out['cpu_has_fast_bf16']}; {out['threads']} threads")
-    print(f"forward 8 × 64: fp32 {out['forward_s']['no']:.3f} s, bf16 {out['forward_s']['bf16']:.3f} s "
-          f"→ bf16 is {out['forward_speedup']:.2f}× faster")
+    print(
+        f"forward 8 × 64: fp32 {out['forward_s']['no']:.3f} s, bf16 {out['forward_s']['bf16']:.3f} s "
+        f"→ bf16 is {out['forward_speedup']:.2f}× faster"
+    )
     for p, e in out["eval"].items():
-        print(f"evaluation {p:>4}: {e['sentences_per_s']:.1f} sentences/s, forward-only floor "
-              f"{e['floor_sentences_per_s']:.1f}/s (time over floor {e['over_floor']:.2f}×); accuracy {e['accuracy']}")
+        print(
+            f"evaluation {p:>4}: {e['sentences_per_s']:.1f} sentences/s, forward-only floor "
+            f"{e['floor_sentences_per_s']:.1f}/s (time over floor {e['over_floor']:.2f}×); accuracy {e['accuracy']}"
+        )
     print("zero-shot:", out["zero_shot_verdict"])
     print("prompt tuning:", out["prompt_tuning_verdict"], out["prompt_tuning_accuracy"])
     print("two bf16 training runs from one seed give identical losses:", out["bf16_reruns_identical"])

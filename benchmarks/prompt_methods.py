@@ -29,17 +29,25 @@ def main() -> None:
         ap.error("--repeats, --tokens and --virtual must be positive")
     quiet()
     result = compare(args.repeats, args.tokens, args.virtual)
-    print(f"SmolLM2-135M, batch 8 × {args.tokens} tokens, {args.virtual} virtual tokens, "
-          f"{args.repeats} alternating repeats, medians; device: {result['device']}; "
-          f"our precision: {result['precision']}")
-    print(f"no-grad forward of the plain model on the batch: {result['forward_no_grad_s']:.3f} s "
-          f"({result['forward_no_grad_fp32_s']:.3f} s in fp32)")
-    print(f"{'method':<15}{'ours s':>8}{'PEFT s':>8}{'ours/PEFT':>11}{'same prec.':>12}{'fp32/ours step':>16}"
-          f"{'fp32/ours fwd':>15}{'ours MiB':>10}{'PEFT MiB':>10}{'mem ratio':>11}{'step/fwd':>10}")
+    print(
+        f"SmolLM2-135M, batch 8 × {args.tokens} tokens, {args.virtual} virtual tokens, "
+        f"{args.repeats} alternating repeats, medians; device: {result['device']}; "
+        f"our precision: {result['precision']}"
+    )
+    print(
+        f"no-grad forward of the plain model on the batch: {result['forward_no_grad_s']:.3f} s "
+        f"({result['forward_no_grad_fp32_s']:.3f} s in fp32)"
+    )
+    print(
+        f"{'method':<15}{'ours s':>8}{'PEFT s':>8}{'ours/PEFT':>11}{'same prec.':>12}{'fp32/ours step':>16}"
+        f"{'fp32/ours fwd':>15}{'ours MiB':>10}{'PEFT MiB':>10}{'mem ratio':>11}{'step/fwd':>10}"
+    )
     for r in result["rows"]:
-        print(f"{r['method']:<15}{r['ours_s']:>8.3f}{r['peft_s']:>8.3f}{r['time_ratio']:>11.2f}"
-              f"{r['time_ratio_same']:>12.2f}{r['step_speedup']:>16.2f}{r['forward_speedup']:>15.2f}"
-              f"{r['ours_mib']:>10.0f}{r['peft_mib']:>10.0f}{r['memory_ratio']:>11.2f}{r['step_over_forward']:>10.2f}")
+        print(
+            f"{r['method']:<15}{r['ours_s']:>8.3f}{r['peft_s']:>8.3f}{r['time_ratio']:>11.2f}"
+            f"{r['time_ratio_same']:>12.2f}{r['step_speedup']:>16.2f}{r['forward_speedup']:>15.2f}"
+            f"{r['ours_mib']:>10.0f}{r['peft_mib']:>10.0f}{r['memory_ratio']:>11.2f}{r['step_over_forward']:>10.2f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

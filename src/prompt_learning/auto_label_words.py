@@ -71,18 +71,30 @@ class LabelWordSearch:
     def candidate_table(self) -> pd.DataFrame:
         """One column per class: its candidates, best first, as ``'word (score)'``."""
         k = max(len(c) for c in self.candidates.values())
-        return pd.DataFrame({c: [f"{w} ({s:.1f})" for w, s in ws] + [""] * (k - len(ws))
-                             for c, ws in self.candidates.items()}, index=range(1, k + 1))
+        return pd.DataFrame(
+            {
+                c: [f"{w} ({s:.1f})" for w, s in ws] + [""] * (k - len(ws))
+                for c, ws in self.candidates.items()
+            },
+            index=range(1, k + 1),
+        )
 
     def ranked_table(self) -> pd.DataFrame:
         """One row per assignment: its words, accuracy and log-likelihood."""
-        rows = [{**{c: " / ".join(w) for c, w in zip(s.verbalizer.labels, s.verbalizer.words)},
-                 "accuracy": s.accuracy, "log-likelihood": s.log_likelihood} for s in self.ranked]
+        rows = [
+            {
+                **{c: " / ".join(w) for c, w in zip(s.verbalizer.labels, s.verbalizer.words)},
+                "accuracy": s.accuracy,
+                "log-likelihood": s.log_likelihood,
+            }
+            for s in self.ranked
+        ]
         return pd.DataFrame(rows, index=range(1, len(rows) + 1))
 
 
-def labelled_examples(data, text_slots: Sequence[str], labels: Sequence[str] | None = None
-                      ) -> tuple[dict[str, list[str]], torch.Tensor, list[str]]:
+def labelled_examples(
+    data, text_slots: Sequence[str], labels: Sequence[str] | None = None
+) -> tuple[dict[str, list[str]], torch.Tensor, list[str]]:
     """Text columns, integer labels ``(N,)`` and class names from a ``Dataset`` (or a dict of lists).
 
     The class names come from the ``label`` column's ``ClassLabel`` (or ``labels=`` when the data
@@ -93,18 +105,26 @@ def labelled_examples(data, text_slots: Sequence[str], labels: Sequence[str] | N
     if features is not None and "label" in features:
         names = getattr(features["label"], "names", None)
     if names is not None and labels is not None and list(labels) != list(names):
-        raise LabelWordError(f"labels {list(labels)} differ from the dataset's label names {list(names)}: "
-                             "give them in the dataset's order, or leave labels out")
+        raise LabelWordError(
+            f"labels {list(labels)} differ from the dataset's label names {list(names)}: "
+            "give them in the dataset's order, or leave labels out"
+        )
     names = list(names if names is not None else labels or [])
     columns_of = data.column_names if hasattr(data, "column_names") else list(data)
     if "label" not in columns_of:
-        raise LabelWordError(f"the data has no 'label' column (columns: {list(columns_of)}); label the examples")
+        raise LabelWordError(
+            f"the data has no 'label' column (columns: {list(columns_of)}); label the examples"
+        )
     if not names:
-        raise LabelWordError("the class names are unknown: use a Dataset whose 'label' is a ClassLabel, "
-                             "or pass labels=['negative', 'positive', …] in label order")
+        raise LabelWordError(
+            "the class names are unknown: use a Dataset whose 'label' is a ClassLabel, "
+            "or pass labels=['negative', 'positive', …] in label order"
+        )
     missing = [c for c in text_slots if c not in columns_of]
     if missing:
-        raise LabelWordError(f"the template reads column(s) {missing}, which the data lacks (it has {list(columns_of)})")
+        raise LabelWordError(
+            f"the template reads column(s) {missing}, which the data lacks (it has {list(columns_of)})"
+        )
     y = torch.as_tensor(list(data["label"]), dtype=torch.long)
     if y.numel() == 0:
         raise LabelWordError("the data is empty: give a few labelled examples of every class")
@@ -113,8 +133,10 @@ def labelled_examples(data, text_slots: Sequence[str], labels: Sequence[str] | N
         raise LabelWordError(f"labels {bad[:5]} are outside the {len(names)} classes {names}")
     absent = [n for c, n in enumerate(names) if not (y == c).any()]
     if absent:
-        raise LabelWordError(f"class(es) {absent} have no example, so nothing ranks their words: "
-                             "give every class at least one training example")
+        raise LabelWordError(
+            f"class(es) {absent} have no example, so nothing ranks their words: "
+            "give every class at least one training example"
+        )
     columns = {c: list(data[c]) for c in text_slots}
     return columns, y, names
 
@@ -138,15 +160,25 @@ def whole_word_ids(tokenizer, space_before: bool = True, words_only: bool = True
 def _batches(columns: dict[str, list[str]], size: int):
     n = len(next(iter(columns.values())))
     for s in range(0, n, size):
-        yield {k: v[s:s + size] for k, v in columns.items()}
+        yield {k: v[s : s + size] for k, v in columns.items()}
 
 
 @torch.no_grad()
-def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: int = 20, n: int = 10,
-                     candidates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
-                     labels: Sequence[str] | None = None, words_only: bool = True, max_length: int = 128,
-                     batch_size: int = 16, max_assignments: int = 1_000_000,
-                     mixed_precision: str = "auto") -> LabelWordSearch:
+def auto_label_words(
+    backbone: Backbone,
+    template: Template | str,
+    data,
+    *,
+    k: int = 20,
+    n: int = 10,
+    candidates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    words_only: bool = True,
+    max_length: int = 128,
+    batch_size: int = 16,
+    max_assignments: int = 1_000_000,
+    mixed_precision: str = "auto",
+) -> LabelWordSearch:
     """LM-BFF's automatic label-word selection on the training examples ``data``.
 
     Args:
@@ -180,7 +212,9 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
         words = [tok.decode([i]).strip() for i in pool]
         per_class = {c: list(range(len(pool))) for c in names}
         if len(pool) < len(names):
-            raise LabelWordError(f"only {len(pool)} whole-word tokens in this vocabulary for {len(names)} classes")
+            raise LabelWordError(
+                f"only {len(pool)} whole-word tokens in this vocabulary for {len(names)} classes"
+            )
     else:
         words, per_class = _given_candidates(candidates, names)
     width = {c: min(k, len(per_class[c])) for c in names}  # a class with fewer candidates keeps them all
@@ -189,20 +223,32 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
         total *= width[c]
     if total > max_assignments:
         fit = int(max_assignments ** (1 / len(names)))
-        raise LabelWordError(f"k={k} candidates for {len(names)} classes make {total:,} assignments, more than "
-                             f"max_assignments={max_assignments:,}; lower k to {fit} or raise max_assignments")
+        raise LabelWordError(
+            f"k={k} candidates for {len(names)} classes make {total:,} assignments, more than "
+            f"max_assignments={max_assignments:,}; lower k to {fit} or raise max_assignments"
+        )
     # --- scores (N, M): log p(candidate m | example) ------------------------------------------------
     sequences = None if candidates is None else _sequences(tok, words, space)
     precision = resolve_precision(mixed_precision, backbone.device)
-    with frozen_weights_cast(backbone.model, backbone.device, precision), \
-            autocast(backbone.device, precision):
+    with (
+        frozen_weights_cast(backbone.model, backbone.device, precision),
+        autocast(backbone.device, precision),
+    ):
         if candidates is None:
             ids = torch.tensor(pool, device=backbone.device)
-            scores = torch.cat([slot_log_probs(backbone, template, b, max_length)[:, ids].cpu()
-                                for b in _batches(columns, batch_size)])  # (N, M)
+            scores = torch.cat(
+                [
+                    slot_log_probs(backbone, template, b, max_length)[:, ids].cpu()
+                    for b in _batches(columns, batch_size)
+                ]
+            )  # (N, M)
         else:
-            scores = torch.cat([word_log_probs(backbone, template, b, sequences, max_length, batch_size).cpu()
-                                for b in _batches(columns, batch_size)])  # (N, M)
+            scores = torch.cat(
+                [
+                    word_log_probs(backbone, template, b, sequences, max_length, batch_size).cpu()
+                    for b in _batches(columns, batch_size)
+                ]
+            )  # (N, M)
     scores = scores.float()
     # --- step 1: top-k per class by summed log-probability over the class's examples ---------------
     top: dict[str, list[int]] = {}
@@ -216,10 +262,14 @@ def auto_label_words(backbone: Backbone, template: Template | str, data, *, k: i
     # --- step 2: every assignment, by zero-shot accuracy on the training examples -----------------
     lengths = [1] * len(words) if candidates is None else [len(s) for s in sequences]
     ranked = _rank_assignments(scores, y, [top[c] for c in names], n)
-    out = [ScoredVerbalizer(_verbalizer(names, [words[m] for m in a], any(lengths[m] > 1 for m in a)), acc, ll)
-           for a, acc, ll in ranked]
+    out = [
+        ScoredVerbalizer(_verbalizer(names, [words[m] for m in a], any(lengths[m] > 1 for m in a)), acc, ll)
+        for a, acc, ll in ranked
+    ]
     if not out:
-        raise LabelWordError("every assignment gives two classes the same word; raise k or give distinct candidates")
+        raise LabelWordError(
+            "every assignment gives two classes the same word; raise k or give distinct candidates"
+        )
     return LabelWordSearch(names, found, out)
 
 
@@ -231,8 +281,9 @@ def _given_candidates(candidates, names: list[str]) -> tuple[list[str], dict[str
         unknown = [c for c in candidates if c not in names]
         missing = [c for c in names if c not in candidates]
         if unknown or missing:
-            raise LabelWordError(f"candidates must have one entry per class {names}: unknown {unknown}, "
-                                 f"missing {missing}")
+            raise LabelWordError(
+                f"candidates must have one entry per class {names}: unknown {unknown}, missing {missing}"
+            )
         lists = {c: [candidates[c]] if isinstance(candidates[c], str) else list(candidates[c]) for c in names}
     else:
         lists = {c: list(candidates) for c in names}
@@ -251,14 +302,17 @@ def _sequences(tok, words: list[str], space_before: bool) -> list[list[int]]:
     for w in words:
         ids = tok((" " if space_before else "") + w, add_special_tokens=False)["input_ids"]
         if not ids or (tok.unk_token_id is not None and tok.unk_token_id in ids):
-            raise LabelWordError(f"candidate {w!r} is {'no token' if not ids else 'partly the unknown token'} "
-                                 "for this tokenizer; choose words in its vocabulary")
+            raise LabelWordError(
+                f"candidate {w!r} is {'no token' if not ids else 'partly the unknown token'} "
+                "for this tokenizer; choose words in its vocabulary"
+            )
         out.append(list(ids))
     return out
 
 
-def _rank_assignments(scores: torch.Tensor, y: torch.Tensor, top: list[list[int]], n: int,
-                      chunk: int = 4096) -> list[tuple[list[int], float, float]]:
+def _rank_assignments(
+    scores: torch.Tensor, y: torch.Tensor, top: list[list[int]], n: int, chunk: int = 4096
+) -> list[tuple[list[int], float, float]]:
     """The best ``n`` assignments (one column of ``scores (N, M)`` per class) by accuracy, then likelihood."""
     kept: list[tuple[float, float, list[int]]] = []
     product = itertools.product(*top)

@@ -63,7 +63,9 @@ class AutoPromptConfig(PromptLearningConfig):
     init_token: str = "the"  # every trigger starts as this token (one token where the triggers stand)
     exclude_label_words: bool = True  # a trigger may not be a label word (AutoPrompt's filter)
     words_only: bool = True  # triggers are whole words with a letter: no specials, fragments, punctuation
-    loss: str = "vocabulary"  # −log p(y) over the full vocabulary (AutoPrompt's); "classes": over the C classes
+    loss: str = (
+        "vocabulary"  # −log p(y) over the full vocabulary (AutoPrompt's); "classes": over the C classes
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -112,7 +114,8 @@ class AutoPrompt(PromptMethod):
     >>> ap = AutoPrompt(load_backbone("tiny-bert"), "{text} [P0][P1] {mask}.",
     ...                 Verbalizer({"negative": "bad", "positive": "good"}), AutoPromptConfig(num_iterations=3))
     >>> result = ap.search(train)  # a Dataset with "text" and a ClassLabel "label"
-    >>> result.template  # e.g. '{text} the movie {mask}.'
+    >>> "[P0]" in result.template  # the triggers are words now, e.g. '{text} the movie {mask}.'
+    False
 
     Input: texts (B); the triggers (n,) are token ids at the marker positions. Output: class
     log-probabilities ``log p(y | x)`` (B, C), AutoPrompt's summed label-word probabilities.
@@ -120,19 +123,30 @@ class AutoPrompt(PromptMethod):
 
     config_class = AutoPromptConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: AutoPromptConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer,
+        config: AutoPromptConfig | None = None,
+    ):
         config = config if config is not None else AutoPromptConfig()
         if not isinstance(verbalizer, Verbalizer):
-            raise AutoPromptError(f"AutoPrompt reads label words: pass a Verbalizer, got {type(verbalizer).__name__}")
+            raise AutoPromptError(
+                f"AutoPrompt reads label words: pass a Verbalizer, got {type(verbalizer).__name__}"
+            )
         super().__init__(backbone, config, verbalizer.labels)
         if backbone.kind not in ("causal-lm", "masked-lm"):
-            raise AutoPromptError(f"AutoPrompt needs an LM head; {backbone.name!r} is a {backbone.kind}: use a "
-                                  "masked or causal LM")
+            raise AutoPromptError(
+                f"AutoPrompt needs an LM head; {backbone.name!r} is a {backbone.kind}: use a "
+                "masked or causal LM"
+            )
         self.template = Template(template) if isinstance(template, str) else template
         if not self.template.num_virtual_tokens:
-            raise AutoPromptError(f"{self.template!r} has no trigger tokens: mark them [P0], [P1], … (e.g. "
-                                  "'{text} [P0][P1][P2] {mask}.'); virtual_tokens(3) writes the markers")
+            raise AutoPromptError(
+                f"{self.template!r} has no trigger tokens: mark them [P0], [P1], … (e.g. "
+                "'{text} [P0][P1][P2] {mask}.'); virtual_tokens(3) writes the markers"
+            )
         self.causal = backbone.kind == "causal-lm"
         if self.causal:
             self.template.check_causal()
@@ -151,10 +165,14 @@ class AutoPrompt(PromptMethod):
         self.allowed[sorted(pool)] = True  # (V,)
         init = self.tokenizer(" " + config.init_token.strip(), add_special_tokens=False)["input_ids"]
         if len(init) != 1:
-            raise AutoPromptError(f"init_token {config.init_token!r} is {len(init)} tokens "
-                                  f"{self.tokenizer.convert_ids_to_tokens(init)}; choose a one-token word such as 'the'")
-        self.register_buffer("trigger_ids", torch.full((self.template.num_virtual_tokens,), init[0],
-                                                       dtype=torch.long, device=self.device))
+            raise AutoPromptError(
+                f"init_token {config.init_token!r} is {len(init)} tokens "
+                f"{self.tokenizer.convert_ids_to_tokens(init)}; choose a one-token word such as 'the'"
+            )
+        self.register_buffer(
+            "trigger_ids",
+            torch.full((self.template.num_virtual_tokens,), init[0], dtype=torch.long, device=self.device),
+        )
 
     @property
     def num_triggers(self) -> int:
@@ -172,8 +190,12 @@ class AutoPrompt(PromptMethod):
         vidx = b["virtual_index"]
         return torch.where(vidx >= 0, triggers[vidx.clamp(min=0)], b["input_ids"])  # (B, T)
 
-    def class_log_probs(self, b: dict[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None,
-                        triggers: torch.Tensor | None = None) -> torch.Tensor:
+    def class_log_probs(
+        self,
+        b: dict[str, torch.Tensor],
+        inputs_embeds: torch.Tensor | None = None,
+        triggers: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``log p(y | x) = log Σ_{w ∈ V_y} p(w)`` over the full vocabulary, ``(B, C)``."""
         ids = None if inputs_embeds is not None else self.input_ids(b, triggers)
         if self.causal:
@@ -183,8 +205,13 @@ class AutoPrompt(PromptMethod):
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
         return torch.stack([logp[:, ids_].logsumexp(-1) for ids_ in self.label_ids], dim=-1)  # (B, C)
 
-    def loss(self, b: dict[str, torch.Tensor], labels: torch.Tensor, triggers: torch.Tensor | None = None,
-             inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        b: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        triggers: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Mean ``−log p(y | x_prompt)`` over the batch (a scalar).
 
         ``config.loss="vocabulary"`` normalises ``p(y | x)`` over the whole vocabulary, as AutoPrompt
@@ -196,7 +223,9 @@ class AutoPrompt(PromptMethod):
             logp = torch.log_softmax(logp, dim=-1)  # (B, C)
         return -logp.gather(-1, labels.to(self.device)[:, None]).mean()
 
-    def candidate_scores(self, b: dict[str, torch.Tensor], labels: torch.Tensor, position: int) -> torch.Tensor:
+    def candidate_scores(
+        self, b: dict[str, torch.Tensor], labels: torch.Tensor, position: int
+    ) -> torch.Tensor:
         """First-order estimate of the loss decrease for every token at trigger ``position``: ``−E g`` (V,).
 
         ``g = ∇_{e_j} L`` (H,) is the gradient of the batch loss with respect to the input embedding at
@@ -204,8 +233,9 @@ class AutoPrompt(PromptMethod):
         """
         return self._loss_and_scores(b, labels, position)[1]
 
-    def _loss_and_scores(self, b: dict[str, torch.Tensor], labels: torch.Tensor,
-                         position: int) -> tuple[float, torch.Tensor]:
+    def _loss_and_scores(
+        self, b: dict[str, torch.Tensor], labels: torch.Tensor, position: int
+    ) -> tuple[float, torch.Tensor]:
         """The batch loss with the current triggers and :meth:`candidate_scores`, from one forward pass."""
         if not 0 <= position < self.num_triggers:
             raise AutoPromptError(f"position {position} is not a trigger: choose 0 … {self.num_triggers - 1}")
@@ -236,10 +266,18 @@ class AutoPrompt(PromptMethod):
                 best_loss, best_id = value, w
         self.trigger_ids[position] = best_id
         tok = self.tokenizer
-        return SearchStep(position, tok.decode([int(current[position])]).strip(), tok.decode([best_id]).strip(),
-                          before, best_loss, [tok.decode([w]).strip() for w in cands])
+        return SearchStep(
+            position,
+            tok.decode([int(current[position])]).strip(),
+            tok.decode([best_id]).strip(),
+            before,
+            best_loss,
+            [tok.decode([w]).strip() for w in cands],
+        )
 
-    def search(self, data, labels: Sequence[str] | None = None, mixed_precision: str = "auto") -> AutoPromptResult:
+    def search(
+        self, data, labels: Sequence[str] | None = None, mixed_precision: str = "auto"
+    ) -> AutoPromptResult:
         """Run ``config.num_iterations`` steps on the labelled ``data`` (seeded: the same run each time).
 
         ``mixed_precision`` as for :func:`~prompt_learning.training.fit`: ``"auto"`` is bf16 autocast on a
@@ -250,16 +288,24 @@ class AutoPrompt(PromptMethod):
         precision = resolve_precision(mixed_precision, self.device)
         gen = torch.Generator().manual_seed(self.config.seed)
         steps = []
-        with _frozen(self), frozen_weights_cast(self, self.device, precision), \
-                autocast(self.device, precision):
+        with (
+            _frozen(self),
+            frozen_weights_cast(self, self.device, precision),
+            autocast(self.device, precision),
+        ):
             for _ in range(self.config.num_iterations):
                 position = int(torch.randint(self.num_triggers, (1,), generator=gen))
-                rows = torch.randperm(len(y), generator=gen)[:self.config.batch_size].tolist()
+                rows = torch.randperm(len(y), generator=gen)[: self.config.batch_size].tolist()
                 b = self.encode({c: [v[i] for i in rows] for c, v in columns.items()})
                 steps.append(self.step(b, y[rows], position))
         ids = self.trigger_ids.tolist()
-        return AutoPromptResult(self.template_text(), ids, self.tokenizer.convert_ids_to_tokens(ids),
-                                [s.loss_after for s in steps], steps)
+        return AutoPromptResult(
+            self.template_text(),
+            ids,
+            self.tokenizer.convert_ids_to_tokens(ids),
+            [s.loss_after for s in steps],
+            steps,
+        )
 
     # --- the found prompt ---------------------------------------------------------------------
     def template_text(self, triggers: Sequence[int] | None = None) -> str:
@@ -281,13 +327,21 @@ class AutoPrompt(PromptMethod):
         return self.class_log_probs(self.encode(columns))  # (B, C)
 
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern, "verbalizer": self.verbalizer.spec(),
-                "config": self.config.to_dict(), "trigger_ids": self.trigger_ids.tolist()}
+        return {
+            "template": self.template.pattern,
+            "verbalizer": self.verbalizer.spec(),
+            "config": self.config.to_dict(),
+            "trigger_ids": self.trigger_ids.tolist(),
+        }
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> AutoPrompt:
-        method = cls(backbone, spec["template"], Verbalizer.from_spec(spec["verbalizer"]),
-                     cls.config_class.from_dict(spec["config"]))
+        method = cls(
+            backbone,
+            spec["template"],
+            Verbalizer.from_spec(spec["verbalizer"]),
+            cls.config_class.from_dict(spec["config"]),
+        )
         method.trigger_ids.copy_(torch.tensor(spec["trigger_ids"]))
         return method
 
@@ -304,4 +358,3 @@ class _frozen:
     def __exit__(self, *exc):
         self.method.model.train(self.was)
         return False
-

@@ -26,8 +26,14 @@ from typing import Literal
 
 import torch
 from transformers import (
-    AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
-    AutoTokenizer, BertForMaskedLM, PreTrainedModel,
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BertForMaskedLM,
+    PreTrainedModel,
 )
 
 from .allocator import keep_freed_memory
@@ -38,12 +44,30 @@ from .tiny import TINY, build_tiny
 
 Kind = Literal["causal-lm", "masked-lm", "encoder", "seq2seq"]
 
-EMBEDDED: dict[str, Kind] = {"smollm2-135m": "causal-lm", "minilm-l6": "encoder", "bert-tiny-mlm": "masked-lm"}
+EMBEDDED: dict[str, Kind] = {
+    "smollm2-135m": "causal-lm",
+    "minilm-l6": "encoder",
+    "bert-tiny-mlm": "masked-lm",
+}
 # hub ids the book's gpu profile uses; any id of the form "org/name" is accepted too
-HUB_KNOWN = ("roberta-large", "roberta-base", "bert-base-uncased", "bert-large-uncased",
-             "bert-base-chinese", "gpt2", "gpt2-medium", "gpt2-large", "t5-base", "facebook/bart-base")
-_LOADERS = {"causal-lm": AutoModelForCausalLM, "masked-lm": AutoModelForMaskedLM,
-            "encoder": AutoModel, "seq2seq": AutoModelForSeq2SeqLM}
+HUB_KNOWN = (
+    "roberta-large",
+    "roberta-base",
+    "bert-base-uncased",
+    "bert-large-uncased",
+    "bert-base-chinese",
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "t5-base",
+    "facebook/bart-base",
+)
+_LOADERS = {
+    "causal-lm": AutoModelForCausalLM,
+    "masked-lm": AutoModelForMaskedLM,
+    "encoder": AutoModel,
+    "seq2seq": AutoModelForSeq2SeqLM,
+}
 
 
 class BackboneError(ValueError):
@@ -81,8 +105,12 @@ def backbone_names() -> list[str]:
     return [*EMBEDDED, *TINY, *HUB_KNOWN]
 
 
-def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torch.float32,
-                  device: str | torch.device = "auto") -> Backbone:
+def load_backbone(
+    name: str,
+    kind: Kind | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "auto",
+) -> Backbone:
     """Load ``name`` (embedded, tiny or hub) onto ``device`` in ``dtype``.
 
     ``kind`` overrides the model class for hub names. ``device="auto"`` is the first CUDA GPU if
@@ -112,7 +140,8 @@ def load_backbone(name: str, kind: Kind | None = None, dtype: torch.dtype = torc
         return _placed(_load_hub(name, kind, dtype), device)
     raise BackboneError(
         f"unknown backbone {name!r}. Embedded (offline): {list(EMBEDDED)}; tiny test models: "
-        f"{list(TINY)}; or a Hugging Face hub id such as {HUB_KNOWN[0]!r} or 'org/model'.")
+        f"{list(TINY)}; or a Hugging Face hub id such as {HUB_KNOWN[0]!r} or 'org/model'."
+    )
 
 
 def _placed(backbone: Backbone, device: torch.device) -> Backbone:
@@ -158,32 +187,49 @@ def _hub_failure(name: str, error: BaseException) -> str:
     (offline or no network, and nothing cached), itself caused by a connection error.
     """
     from huggingface_hub.errors import (
-        GatedRepoError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
     )
 
     chain = _chain(error)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
     if any(isinstance(e, GatedRepoError) for e in chain):
-        return (f"{name!r} is a gated model on the Hugging Face hub: its licence must be accepted before "
-                f"it can be downloaded. Accept it at https://huggingface.co/{name} (signed in), then log "
-                "in here with `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN to an access "
-                "token of that account; on Colab, add HF_TOKEN under Secrets.")
+        return (
+            f"{name!r} is a gated model on the Hugging Face hub: its licence must be accepted before "
+            f"it can be downloaded. Accept it at https://huggingface.co/{name} (signed in), then log "
+            "in here with `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN to an access "
+            "token of that account; on Colab, add HF_TOKEN under Secrets."
+        )
     if any(isinstance(e, (RepositoryNotFoundError, HFValidationError)) for e in chain):
         tails = {known.split("/")[-1].lower(): known for known in HUB_KNOWN}
         close = difflib.get_close_matches(name.split("/")[-1].lower(), tails, n=2, cutoff=0.75)
         hint = f" Did you mean {' or '.join(repr(tails[c]) for c in close)}?" if close else ""
-        return (f"{name!r} was not found on the Hugging Face hub: check the spelling of the repository id "
-                f"(as 'org/model'; ids the book uses: {', '.join(HUB_KNOWN[:5])}, …).{hint} If it is a "
-                "private repository, log in with `huggingface-cli login` or set HF_TOKEN.")
-    unreachable = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError,
-                   *_transport_errors())
+        return (
+            f"{name!r} was not found on the Hugging Face hub: check the spelling of the repository id "
+            f"(as 'org/model'; ids the book uses: {', '.join(HUB_KNOWN[:5])}, …).{hint} If it is a "
+            "private repository, log in with `huggingface-cli login` or set HF_TOKEN."
+        )
+    unreachable = (
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        ConnectionError,
+        TimeoutError,
+        *_transport_errors(),
+    )
     if any(isinstance(e, unreachable) for e in chain):
-        why = ("the hub is switched off (HF_HUB_OFFLINE=1; unset it where there is a network)" if offline
-               else "the hub cannot be reached (no network, or huggingface.co is down)")
-        return (f"cannot load {name!r} from the Hugging Face hub: {why}, and it is not in the local cache. "
-                f"Use the embedded backbone {_embedded_alternative(name)!r}, which needs no hub, or run "
-                "with the 'cpu' profile (PROMPT_LEARNING_PROFILE=cpu).")
+        why = (
+            "the hub is switched off (HF_HUB_OFFLINE=1; unset it where there is a network)"
+            if offline
+            else "the hub cannot be reached (no network, or huggingface.co is down)"
+        )
+        return (
+            f"cannot load {name!r} from the Hugging Face hub: {why}, and it is not in the local cache. "
+            f"Use the embedded backbone {_embedded_alternative(name)!r}, which needs no hub, or run "
+            "with the 'cpu' profile (PROMPT_LEARNING_PROFILE=cpu)."
+        )
     return f"cannot load {name!r} from the Hugging Face hub: {error}"
 
 
@@ -201,11 +247,13 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = []
     try:
         from huggingface_hub.utils import httpx  # the httpx module huggingface_hub itself uses
+
         errors.append(httpx.TransportError)
     except (ImportError, AttributeError):
         pass
     try:
         import requests
+
         errors += [requests.exceptions.ConnectionError, requests.exceptions.Timeout]
     except ImportError:
         pass
@@ -249,6 +297,7 @@ def _smollm2_folder() -> Path:
         loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
     model = AutoModelForCausalLM.from_config(loaded.config)  # GGUF-loaded models refuse to save
     model.load_state_dict(loaded.state_dict())
+
     def save(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

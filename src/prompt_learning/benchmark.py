@@ -34,8 +34,10 @@ METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 
 def batch_texts(tokenizer, batch: int = 8, tokens: int = 64) -> list[str]:
     """``batch`` review-like texts of about ``tokens`` tokens each once templated."""
-    base = ("the film is a wonderful and moving story with great actors, though the plot drags a little "
-            "in the middle and the music is too loud; still, i would watch it again with friends. ") * 4
+    base = (
+        "the film is a wonderful and moving story with great actors, though the plot drags a little "
+        "in the middle and the music is too loud; still, i would watch it again with friends. "
+    ) * 4
     ids = tokenizer(base, add_special_tokens=False)["input_ids"][: tokens - 8]
     text = tokenizer.decode(ids)
     return [text] * batch
@@ -45,15 +47,29 @@ def ours(name: str, backbone, n: int, max_length: int = 96):
     """Our implementation of ``name`` with ``n`` virtual tokens (texts cut at ``max_length`` tokens)."""
     if name == "prompt_tuning":
         from .soft_prompts import PromptTuning, PromptTuningConfig
-        return PromptTuning(backbone, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=n, init="RANDOM",
-                                                                          max_length=max_length))
+
+        return PromptTuning(
+            backbone,
+            TEMPLATE,
+            WORDS,
+            PromptTuningConfig(num_virtual_tokens=n, init="RANDOM", max_length=max_length),
+        )
     if name == "p_tuning":
         from .p_tuning import PTuning, PTuningConfig, virtual_tokens
-        return PTuning(backbone, virtual_tokens(n) + TEMPLATE, WORDS,
-                       PTuningConfig(encoder="MLP", encoder_hidden_size=backbone.config.hidden_size,
-                                     max_length=max_length))
+
+        return PTuning(
+            backbone,
+            virtual_tokens(n) + TEMPLATE,
+            WORDS,
+            PTuningConfig(
+                encoder="MLP", encoder_hidden_size=backbone.config.hidden_size, max_length=max_length
+            ),
+        )
     from .prefix_tuning import PrefixTuning, PrefixTuningConfig
-    config = PrefixTuningConfig(num_virtual_tokens=n, reparameterize=False, init="random", max_length=max_length)
+
+    config = PrefixTuningConfig(
+        num_virtual_tokens=n, reparameterize=False, init="random", max_length=max_length
+    )
     return PrefixTuning(backbone, TEMPLATE, WORDS, config)
 
 
@@ -61,11 +77,17 @@ def peft(name: str, backbone, n: int):
     """PEFT's ``name`` on ``backbone`` as PEFT comes: on transformers' own ``sdpa`` attention."""
     backbone.model.set_attn_implementation("sdpa")
     from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType, get_peft_model
-    cfg = {"prompt_tuning": lambda: PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n),
-           "p_tuning": lambda: PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n,
-                                                   encoder_reparameterization_type="MLP",
-                                                   encoder_hidden_size=backbone.config.hidden_size),
-           "prefix_tuning": lambda: PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n)}[name]()
+
+    cfg = {
+        "prompt_tuning": lambda: PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n),
+        "p_tuning": lambda: PromptEncoderConfig(
+            task_type=TaskType.CAUSAL_LM,
+            num_virtual_tokens=n,
+            encoder_reparameterization_type="MLP",
+            encoder_hidden_size=backbone.config.hidden_size,
+        ),
+        "prefix_tuning": lambda: PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n),
+    }[name]()
     return get_peft_model(backbone.model, cfg)
 
 
@@ -84,6 +106,7 @@ def step_fn(impl: str, method, backbone, texts: list[str], precision: str = "no"
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
     if impl == "ours":
+
         def loss():
             return F.cross_entropy(method(texts).float(), labels)
     else:
@@ -92,8 +115,9 @@ def step_fn(impl: str, method, backbone, texts: list[str], precision: str = "no"
         ids = [i for group in cloze.label_ids for i in group]
 
         def loss():
-            logits = method(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                            logits_to_keep=1).logits[:, -1, ids]  # (B, C)
+            logits = method(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], logits_to_keep=1
+            ).logits[:, -1, ids]  # (B, C)
             return F.cross_entropy(logits.float(), labels)
 
     def step():
@@ -103,6 +127,7 @@ def step_fn(impl: str, method, backbone, texts: list[str], precision: str = "no"
         value.backward()
         opt.step()
         return value.item()
+
     return step
 
 
@@ -113,6 +138,7 @@ def forward_fn(method, texts, precision: str = "no"):
     def forward():
         with torch.no_grad(), autocast(device, precision):
             method(texts)
+
     return forward
 
 
@@ -191,10 +217,12 @@ def peak_memory(name: str, impl: str, n: int, tokens: int, model: str = "smollm2
         for _ in range(3):
             step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    code = (f"import prompt_learning.benchmark as b; from prompt_learning import load_backbone;"
-            f"bb = load_backbone({model!r}); m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
-            f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
-            f"print(b.rss_growth(lambda: [s() for _ in range(3)]))")
+    code = (
+        f"import prompt_learning.benchmark as b; from prompt_learning import load_backbone;"
+        f"bb = load_backbone({model!r}); m = b.build({impl!r}, {name!r}, bb, {n}, {tokens});"
+        f"s = b.step_fn('{impl}', m, bb, b.batch_texts(bb.tokenizer, tokens={tokens}));"
+        f"print(b.rss_growth(lambda: [s() for _ in range(3)]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -225,8 +253,9 @@ def rss_growth(fn, every: float = 0.002) -> float:
     return (max(peak, proc.memory_info().rss) - base) / 2**20
 
 
-def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool = True,
-            model: str = "smollm2-135m") -> dict:
+def compare(
+    repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool = True, model: str = "smollm2-135m"
+) -> dict:
     """Time (and, with ``memory``, peak memory) of every method, ours and PEFT's, as ratios.
 
     Returns ``{"device", "precision", "forward_no_grad_s", "rows": [...], ...}``; each row holds the
@@ -242,18 +271,45 @@ def compare(repeats: int = 7, tokens: int = 64, virtual: int = 20, memory: bool 
     times = time_all(virtual, repeats, tokens, model)
     rows = []
     for name in METHODS:
-        mem = {impl: peak_memory(name, impl, virtual, tokens, model) if memory else float("nan")
-               for impl in ("ours", "peft")}
+        mem = {
+            impl: peak_memory(name, impl, virtual, tokens, model) if memory else float("nan")
+            for impl in ("ours", "peft")
+        }
         t = times[name]
-        rows.append({"method": name, "ours_s": t["ours"], "peft_s": t["peft"], "time_ratio": t["ours"] / t["peft"],
-                     "time_ratio_min": min(t["ratios"]), "time_ratio_max": max(t["ratios"]),
-                     "peft_same_s": t["peft_same"], "time_ratio_same": t["ours"] / t["peft_same"],
-                     "ours_fp32_s": t["ours_fp32"], "step_speedup": t["ours_fp32"] / t["ours"],
-                     "forward_speedup": t["forward_fp32"] / t["forward"],
-                     "ours_mib": mem["ours"], "peft_mib": mem["peft"],
-                     "memory_ratio": mem["ours"] / mem["peft"] if mem["peft"] > 0 else float("nan"),
-                     "ours_forward_s": t["forward"], "step_over_forward": t["ours"] / t["forward"]})
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    return {"model": model, "device": device, "forward_no_grad_s": times["forward_no_grad"],
-            "forward_no_grad_fp32_s": times["forward_no_grad_fp32"], "precision": times["precision"], "rows": rows,
-            "batch": 8, "tokens": tokens, "virtual": virtual, "repeats": repeats}
+        rows.append(
+            {
+                "method": name,
+                "ours_s": t["ours"],
+                "peft_s": t["peft"],
+                "time_ratio": t["ours"] / t["peft"],
+                "time_ratio_min": min(t["ratios"]),
+                "time_ratio_max": max(t["ratios"]),
+                "peft_same_s": t["peft_same"],
+                "time_ratio_same": t["ours"] / t["peft_same"],
+                "ours_fp32_s": t["ours_fp32"],
+                "step_speedup": t["ours_fp32"] / t["ours"],
+                "forward_speedup": t["forward_fp32"] / t["forward"],
+                "ours_mib": mem["ours"],
+                "peft_mib": mem["peft"],
+                "memory_ratio": mem["ours"] / mem["peft"] if mem["peft"] > 0 else float("nan"),
+                "ours_forward_s": t["forward"],
+                "step_over_forward": t["ours"] / t["forward"],
+            }
+        )
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    return {
+        "model": model,
+        "device": device,
+        "forward_no_grad_s": times["forward_no_grad"],
+        "forward_no_grad_fp32_s": times["forward_no_grad_fp32"],
+        "precision": times["precision"],
+        "rows": rows,
+        "batch": 8,
+        "tokens": tokens,
+        "virtual": virtual,
+        "repeats": repeats,
+    }

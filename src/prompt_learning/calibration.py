@@ -43,8 +43,10 @@ def content_free_probs(method: nn.Module, content_free: Sequence[str] = CONTENT_
     For a two-text template each slot receives the content-free string (as in the paper).
     """
     if isinstance(content_free, str) or len(content_free) == 0:
-        raise CalibrationError("content_free must be a non-empty list of strings such as "
-                               f"{list(CONTENT_FREE)}, got {content_free!r}")
+        raise CalibrationError(
+            "content_free must be a non-empty list of strings such as "
+            f"{list(CONTENT_FREE)}, got {content_free!r}"
+        )
     with eval_mode(method):
         logits = method(_inputs_for(method, list(content_free)))  # (N_cf, C)
     return F.softmax(logits.float(), dim=-1).mean(0)  # (C,)
@@ -53,8 +55,10 @@ def content_free_probs(method: nn.Module, content_free: Sequence[str] = CONTENT_
 def calibrate_logits(logits: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
     """Calibrated log-probabilities ``(B, C)``: ``log softmax(W p)`` with ``W = diag(p_cf)^-1``."""
     if logits.shape[-1] != p_cf.shape[-1]:
-        raise CalibrationError(f"logits have {logits.shape[-1]} classes but p_cf has {p_cf.shape[-1]}; "
-                               "measure p_cf with the same method")
+        raise CalibrationError(
+            f"logits have {logits.shape[-1]} classes but p_cf has {p_cf.shape[-1]}; "
+            "measure p_cf with the same method"
+        )
     log_p = F.log_softmax(logits.float(), dim=-1)  # (B, C)
     return F.log_softmax(log_p - p_cf.to(log_p.device).clamp_min(1e-12).log(), dim=-1)  # (B, C)
 
@@ -65,7 +69,9 @@ class CalibratedClassifier(nn.Module):
     ``p_cf`` is measured once, when the wrapper is made (call :meth:`recalibrate` after the
     wrapped method changes, e.g. after training).
 
-    >>> calibrated = CalibratedClassifier(ClozeClassifier(backbone, template, verbalizer))
+    >>> cloze = ClozeClassifier(load_backbone("tiny-bert"), "{text} It was {mask}.",
+    ...                         Verbalizer({"negative": "bad", "positive": "good"}))
+    >>> calibrated = CalibratedClassifier(cloze)
     >>> calibrated(["a fine film"]).shape  # (B, C)
     torch.Size([1, 2])
     """

@@ -59,10 +59,16 @@ def backbone_fingerprint(backbone: Backbone) -> dict:
     """What must match for a prompt to mean the same thing: name, architecture, sizes, embeddings."""
     cfg = backbone.model.config
     emb = backbone.model.get_input_embeddings().weight
-    return {"name": backbone.name, "kind": backbone.kind, "model_type": cfg.model_type,
-            "architecture": type(backbone.model).__name__,
-            "vocab_size": int(emb.shape[0]), "hidden_size": int(emb.shape[1]),
-            "num_hidden_layers": getattr(cfg, "num_hidden_layers", None), "embeddings_sha256": embedding_hash(emb)}
+    return {
+        "name": backbone.name,
+        "kind": backbone.kind,
+        "model_type": cfg.model_type,
+        "architecture": type(backbone.model).__name__,
+        "vocab_size": int(emb.shape[0]),
+        "hidden_size": int(emb.shape[1]),
+        "num_hidden_layers": getattr(cfg, "num_hidden_layers", None),
+        "embeddings_sha256": embedding_hash(emb),
+    }
 
 
 def _trainable(method: nn.Module) -> dict[str, torch.Tensor]:
@@ -72,16 +78,22 @@ def _trainable(method: nn.Module) -> dict[str, torch.Tensor]:
 def save_prompt(method: nn.Module, folder: str | Path) -> Path:
     """Save ``method``'s trainable parameters and settings to ``folder`` (replaced if present)."""
     if not isinstance(method, PromptMethod):
-        raise CheckpointError(f"{type(method).__name__} is not a prompt_learning method: only PromptMethod "
-                              "subclasses describe themselves for a checkpoint (checkpoint_spec())")
+        raise CheckpointError(
+            f"{type(method).__name__} is not a prompt_learning method: only PromptMethod "
+            "subclasses describe themselves for a checkpoint (checkpoint_spec())"
+        )
     folder = Path(folder)
     tensors = {name: p.detach().cpu().contiguous() for name, p in _trainable(method).items()}
     if not tensors:
         raise CheckpointError("the method has no trainable parameters to save")
     cls = type(method)
-    meta = {"format": FORMAT, "method": f"{cls.__module__}:{cls.__qualname__}",
-            "backbone": method.backbone_fingerprint, "spec": method.checkpoint_spec(),
-            "parameters": {name: list(t.shape) for name, t in tensors.items()}}
+    meta = {
+        "format": FORMAT,
+        "method": f"{cls.__module__}:{cls.__qualname__}",
+        "backbone": method.backbone_fingerprint,
+        "spec": method.checkpoint_spec(),
+        "parameters": {name: list(t.shape) for name, t in tensors.items()},
+    }
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
@@ -109,10 +121,13 @@ def read_config(folder: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is damaged ({e}); save the method again with save_prompt") from e
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} is not a checkpoint description; save the method again with save_prompt")
+        raise CheckpointError(
+            f"{path} is not a checkpoint description; save the method again with save_prompt"
+        )
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{folder} has checkpoint format {meta.get('format')}, "
-                              f"this library reads {FORMAT}")
+        raise CheckpointError(
+            f"{folder} has checkpoint format {meta.get('format')}, this library reads {FORMAT}"
+        )
     return meta
 
 
@@ -131,29 +146,39 @@ def load_prompt(folder: str | Path, backbone: Backbone) -> nn.Module:
     meta = read_config(folder)
     want, have = meta["backbone"], backbone_fingerprint(backbone)
     if want != have:
-        diff = {k: (want.get(k), have.get(k)) for k in sorted(want.keys() | have.keys())
-                if want.get(k) != have.get(k)}
+        diff = {
+            k: (want.get(k), have.get(k))
+            for k in sorted(want.keys() | have.keys())
+            if want.get(k) != have.get(k)
+        }
         raise CheckpointError(
             f"this prompt was trained on backbone {want['name']!r} ({want['model_type']}, hidden size "
             f"{want['hidden_size']}, vocabulary {want['vocab_size']}), not on {have['name']!r}: a soft "
             f"prompt only means something in the embedding space it was trained in (differs: {diff}). "
-            f"Load it with load_backbone({want['name']!r}).")
+            f"Load it with load_backbone({want['name']!r})."
+        )
     weights = Path(folder) / WEIGHTS
     try:
         tensors = load_file(str(weights))
     except Exception as e:  # safetensors raises its own SafetensorError, or OSError for a missing file
-        raise CheckpointError(f"{weights} cannot be read ({e}): the file is damaged or truncated; "
-                              "save the method again with save_prompt (or copy the file again)") from e
+        raise CheckpointError(
+            f"{weights} cannot be read ({e}): the file is damaged or truncated; "
+            "save the method again with save_prompt (or copy the file again)"
+        ) from e
     method = _method_class(meta["method"]).from_checkpoint_spec(backbone, meta["spec"])
     method.prepare_load(meta["spec"])
     params = _trainable(method)
     if set(tensors) != set(params):
-        raise CheckpointError(f"{folder}: saved parameters {sorted(tensors)} do not match the method's "
-                              f"{sorted(params)}; the checkpoint is damaged or from another version")
+        raise CheckpointError(
+            f"{folder}: saved parameters {sorted(tensors)} do not match the method's "
+            f"{sorted(params)}; the checkpoint is damaged or from another version"
+        )
     with torch.no_grad():
         for name, p in params.items():
             if tensors[name].shape != p.shape:
-                raise CheckpointError(f"{folder}: parameter {name} has shape {list(tensors[name].shape)}, "
-                                      f"the method expects {list(p.shape)}")
+                raise CheckpointError(
+                    f"{folder}: parameter {name} has shape {list(tensors[name].shape)}, "
+                    f"the method expects {list(p.shape)}"
+                )
             p.copy_(tensors[name].to(p.device, p.dtype))
     return method.eval()

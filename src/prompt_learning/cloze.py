@@ -32,22 +32,34 @@ class ClozeClassifier(PromptMethod):
     torch.Size([1, 2])
     """
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: PromptLearningConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer,
+        config: PromptLearningConfig | None = None,
+    ):
         config = config if config is not None else self.config_class()
         if not isinstance(verbalizer, Verbalizer):
-            raise InputError(f"a cloze classifier reads label words: pass a Verbalizer, got {type(verbalizer).__name__}")
+            raise InputError(
+                f"a cloze classifier reads label words: pass a Verbalizer, got {type(verbalizer).__name__}"
+            )
         super().__init__(backbone, config, verbalizer.labels)
         if backbone.kind not in ("causal-lm", "masked-lm"):
-            raise InputError(f"cloze classification needs an LM head; {backbone.name!r} is a "
-                             f"{backbone.kind}. Use a masked or causal LM, or a classification head.")
+            raise InputError(
+                f"cloze classification needs an LM head; {backbone.name!r} is a "
+                f"{backbone.kind}. Use a masked or causal LM, or a classification head."
+            )
         self.template = Template(template) if isinstance(template, str) else template
         if self.template.num_virtual_tokens:
-            raise TemplateError(f"{self.template!r} has virtual tokens [P0]…: a {type(self).__name__} reads "
-                                "hard prompts only; use PTuning for virtual tokens among the words")
+            raise TemplateError(
+                f"{self.template!r} has virtual tokens [P0]…: a {type(self).__name__} reads "
+                "hard prompts only; use PTuning for virtual tokens among the words"
+            )
         if config.num_virtual_tokens:
-            raise InputError(f"{type(self).__name__} adds no virtual tokens; set num_virtual_tokens=0 or use "
-                             "PromptTuning")
+            raise InputError(
+                f"{type(self).__name__} adds no virtual tokens; set num_virtual_tokens=0 or use PromptTuning"
+            )
         self.verbalizer = verbalizer
         self.causal = backbone.kind == "causal-lm"
         if self.causal:
@@ -89,20 +101,32 @@ class ClozeClassifier(PromptMethod):
         return self.verbalizer.class_logits(words, self.label_ids)  # (B, C)
 
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern, "verbalizer": self.verbalizer.spec(),
-                "config": self.config.to_dict()}
+        return {
+            "template": self.template.pattern,
+            "verbalizer": self.verbalizer.spec(),
+            "config": self.config.to_dict(),
+        }
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> ClozeClassifier:
-        return cls(backbone, spec["template"], Verbalizer.from_spec(spec["verbalizer"]),
-                   cls.config_class.from_dict(spec["config"]))
+        return cls(
+            backbone,
+            spec["template"],
+            Verbalizer.from_spec(spec["verbalizer"]),
+            cls.config_class.from_dict(spec["config"]),
+        )
 
 
 def causal_next_token_logits(model, input_ids, attention_mask, inputs_embeds=None) -> torch.Tensor:
     """Next-token logits ``(B, V)`` after the last position of a left-padded batch."""
-    out = model(input_ids=None if inputs_embeds is not None else input_ids, inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-                logits_to_keep=1, use_cache=False)
+    out = model(
+        input_ids=None if inputs_embeds is not None else input_ids,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask),
+        logits_to_keep=1,
+        use_cache=False,
+    )
     return out.logits[:, -1]
 
 

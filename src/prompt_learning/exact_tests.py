@@ -68,5 +68,3 @@ def sign_flip_p(net: np.ndarray) -> float:
     total = int(mags.sum())
     t = 2 * np.arange(total + 1) - total  # (total + 1,) statistic for each y
     return min(1.0, float(dist[np.abs(t) >= abs(int(net.sum()))].sum()))
-
-

@@ -74,14 +74,18 @@ class HeadClassifier(PromptMethod):
         names = class_names(labels)
         super().__init__(backbone, config, names)
         if backbone.kind == "seq2seq":
-            raise InputError(f"{backbone.name!r} is an encoder-decoder; a head classifier needs an encoder "
-                             "(e.g. 'minilm-l6'), a masked LM or a causal LM")
+            raise InputError(
+                f"{backbone.name!r} is an encoder-decoder; a head classifier needs an encoder "
+                "(e.g. 'minilm-l6'), a masked LM or a causal LM"
+            )
         if len(names) < 2:
             raise InputError(f"a classifier needs at least two classes, got {names}")
         self.pooling = config.pooling or ("last" if backbone.kind == "causal-lm" else "mean")
         if self.pooling == "last" and backbone.kind != "causal-lm":
-            raise InputError("pooling='last' reads the final token of a causal LM; use 'mean' or 'first' "
-                             f"for {backbone.name!r} ({backbone.kind})")
+            raise InputError(
+                "pooling='last' reads the final token of a causal LM; use 'mean' or 'first' "
+                f"for {backbone.name!r} ({backbone.kind})"
+            )
         check_positions(self.model, config.max_length, self.position_offset)
         self.encoder = backbone.model.base_model  # the transformer without any LM head
         self.model.requires_grad_(False)  # an LM head on top, if any, is not used
@@ -100,14 +104,19 @@ class HeadClassifier(PromptMethod):
 
     def encode(self, columns: dict[str, list[str]]) -> dict[str, torch.Tensor]:
         args = (columns["text_a"], columns["text_b"]) if "text_a" in columns else (columns["text"],)
-        batch = self.tokenizer(*args, padding=True, truncation=True, max_length=self.config.max_length,
-                               return_tensors="pt")
+        batch = self.tokenizer(
+            *args, padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
+        )
         keep = ("input_ids", "attention_mask", "token_type_ids")
         return {k: v.to(self.device) for k, v in batch.items() if k in keep}
 
     def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Last hidden states ``(B, T, H)`` of the encoder."""
-        extra = {"position_ids": position_ids(batch["attention_mask"])} if self.backbone.kind == "causal-lm" else {}
+        extra = (
+            {"position_ids": position_ids(batch["attention_mask"])}
+            if self.backbone.kind == "causal-lm"
+            else {}
+        )
         return self.encoder(**batch, **extra).last_hidden_state
 
     def pooled(self, columns: dict[str, list[str]]) -> torch.Tensor:

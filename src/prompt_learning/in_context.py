@@ -37,14 +37,18 @@ def sample_demonstrations(pool: Dataset, k: int, seed: int) -> Dataset:
     return pool.select(rng.choice(len(pool), k, replace=False).tolist())
 
 
-def in_context_template(template: Template, verbalizer: Verbalizer, demonstrations: Dataset,
-                        separator: str = "\n\n") -> Template:
+def in_context_template(
+    template: Template, verbalizer: Verbalizer, demonstrations: Dataset, separator: str = "\n\n"
+) -> Template:
     """One template whose fixed text is the demonstrations, each answered with its label word."""
+
     def escape(s: str) -> str:
         return s.replace("{", "{{").replace("}", "}}")
 
-    shots = [escape(template.fill(verbalizer.words[label][0], text=text))
-             for text, label in zip(demonstrations["text"], demonstrations["label"])]
+    shots = [
+        escape(template.fill(verbalizer.words[label][0], text=text))
+        for text, label in zip(demonstrations["text"], demonstrations["label"])
+    ]
     return Template(separator.join([*shots, template.pattern]))
 
 
@@ -56,15 +60,26 @@ class InContextClassifier(ClozeClassifier):
     query then runs only its own tokens, at positions ``P, P+1, …``.
     """
 
-    def __init__(self, backbone: Backbone, template: Template, verbalizer: Verbalizer,
-                 config: PromptLearningConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template,
+        verbalizer: Verbalizer,
+        config: PromptLearningConfig | None = None,
+    ):
         super().__init__(backbone, template, verbalizer, config)
         if not self.causal:
-            raise ValueError("InContextClassifier caches a causal LM's demonstrations; "
-                             "use ClozeClassifier with the in-context template for a masked LM")
+            raise ValueError(
+                "InContextClassifier caches a causal LM's demonstrations; "
+                "use ClozeClassifier with the in-context template for a masked LM"
+            )
         first = self.template.pieces[0]
         head, _ = special_tokens_around(self.tokenizer)
-        body = self.tokenizer(first.value, add_special_tokens=False)["input_ids"] if first.kind == "literal" else []
+        body = (
+            self.tokenizer(first.value, add_special_tokens=False)["input_ids"]
+            if first.kind == "literal"
+            else []
+        )
         self.shared_ids = head + body
         self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
@@ -74,8 +89,12 @@ class InContextClassifier(ClozeClassifier):
             ids = torch.tensor([self.shared_ids], device=device)
             out = self.model(input_ids=ids, use_cache=True)
             self._kv = [(layer.keys, layer.values) for layer in out.cache.layers]  # (1, kv_heads, P, hd)
-        return DynamicCache(ddp_cache_data=[(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
-                                            for k, v in self._kv], config=self.model.config)
+        return DynamicCache(
+            ddp_cache_data=[
+                (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1)) for k, v in self._kv
+            ],
+            config=self.model.config,
+        )
 
     def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
         return self.verbalizer.class_logits(self._query_logits(columns["text"]), self.label_ids)  # (B, C)
@@ -91,15 +110,24 @@ class InContextClassifier(ClozeClassifier):
         device = self.model.get_input_embeddings().weight.device
         q_mask = q["attention_mask"].to(device)  # (B, T)
         B = q_mask.shape[0]
-        out = self.model(input_ids=q["input_ids"].to(device),
-                         attention_mask=torch.cat([torch.ones(B, P, dtype=q_mask.dtype, device=device), q_mask], 1),
-                         position_ids=position_ids(q_mask, offset=P), cache=self._shared_cache(B, device),
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=q["input_ids"].to(device),
+            attention_mask=torch.cat([torch.ones(B, P, dtype=q_mask.dtype, device=device), q_mask], 1),
+            position_ids=position_ids(q_mask, offset=P),
+            cache=self._shared_cache(B, device),
+            use_cache=True,
+            logits_to_keep=1,
+        )
         return out.logits[:, -1]  # (B, V)
 
 
-def in_context_classifier(backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                          demonstrations: Dataset, max_length: int | None = None) -> ClozeClassifier:
+def in_context_classifier(
+    backbone: Backbone,
+    template: Template | str,
+    verbalizer: Verbalizer,
+    demonstrations: Dataset,
+    max_length: int | None = None,
+) -> ClozeClassifier:
     """A classifier whose prompt starts with ``demonstrations`` (cached for a causal LM).
 
     ``max_length`` (default: the backbone's positions, at most 1024) bounds demonstrations and query

@@ -97,18 +97,24 @@ def find_slots(model: nn.Module) -> dict[nn.Module, AttentionSlot]:
         if not hasattr(module, "layer_idx") or not any(hasattr(module, q) for q in _QUERY_NAMES):
             continue
         parts = name.split(".")
-        cross = bool(getattr(module, "is_cross_attention", False)) or \
-            any(p in ("encoder_attn", "crossattention", "EncDecAttention") for p in parts)
+        cross = bool(getattr(module, "is_cross_attention", False)) or any(
+            p in ("encoder_attn", "crossattention", "EncDecAttention") for p in parts
+        )
         if enc_dec:
             stack = "encoder" if "encoder" in parts else "decoder"
         else:
             stack = "decoder" if getattr(module, "is_causal", False) and not cross else "encoder"
-        layer = module.layer_idx if isinstance(module.layer_idx, int) else \
-            int(next(p for p in parts if re.fullmatch(r"\d+", p)))
+        layer = (
+            module.layer_idx
+            if isinstance(module.layer_idx, int)
+            else int(next(p for p in parts if re.fullmatch(r"\d+", p)))
+        )
         out[module] = AttentionSlot(stack, "cross" if cross else "self", layer, *_kv_shape(module))
     if not out:
-        raise PrefixError(f"found no attention layers in {type(model).__name__} that take a key/value "
-                          "prefix; supported families: Llama-like decoders, GPT-2, BERT, RoBERTa, BART")
+        raise PrefixError(
+            f"found no attention layers in {type(model).__name__} that take a key/value "
+            "prefix; supported families: Llama-like decoders, GPT-2, BERT, RoBERTa, BART"
+        )
     return out
 
 
@@ -123,8 +129,14 @@ def _kv_shape(module: nn.Module) -> tuple[int, int]:
     return width // head_dim, head_dim
 
 
-def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     attention_mask: torch.Tensor | None, **kwargs) -> tuple[torch.Tensor, None]:
+def prefix_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
     """Attention over ``[prefix keys; keys]`` when a ``kv_prefix`` is passed, over the keys otherwise."""
     prefix: KVPrefix | None = kwargs.pop("kv_prefix", None)
     if prefix is not None:
@@ -136,15 +148,17 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
             pk, pv = prefix.keys[slot], prefix.values[slot]  # (B or 1, H_kv, P, d)
             batch = key.shape[0]
             causal = query.shape[2] > 1 and kwargs.get("is_causal", getattr(module, "is_causal", True))
-            attention_mask = _pad_mask(attention_mask, causal, query.shape[2], key.shape[2], pk.shape[2],
-                                       key.device)
+            attention_mask = _pad_mask(
+                attention_mask, causal, query.shape[2], key.shape[2], pk.shape[2], key.device
+            )
             key = torch.cat([pk.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2)  # (B, H_kv, P+T, d)
             value = torch.cat([pv.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
     return attend(module, query, key, value, attention_mask, **kwargs)
 
 
-def _pad_mask(mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, p: int,
-              device: torch.device) -> torch.Tensor | None:
+def _pad_mask(
+    mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, p: int, device: torch.device
+) -> torch.Tensor | None:
     """A 4-D mask with ``p`` visible columns in front; ``None`` stands for "causal" or "all visible"."""
     if mask is None:
         if not causal:
@@ -157,9 +171,14 @@ def _pad_mask(mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, 
     return torch.cat([pad, mask], dim=-1)  # (B, 1, Q, P+K)
 
 
-def prefix_attention_eager(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                           prefix_key: torch.Tensor, prefix_value: torch.Tensor,
-                           mask: torch.Tensor | None = None) -> torch.Tensor:
+def prefix_attention_eager(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    prefix_key: torch.Tensor,
+    prefix_value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One attention layer with a prefix, written out: ``softmax(Q [K_p; K]ᵀ / √d) [V_p; V]``.
 
     ``query (B, H, T, d)``; ``key``, ``value (B, H_kv, T, d)``; ``prefix_key``, ``prefix_value``
@@ -170,12 +189,15 @@ def prefix_attention_eager(query: torch.Tensor, key: torch.Tensor, value: torch.
     """
     B, H, T, d = query.shape
     group = H // key.shape[1]
-    K = torch.cat([prefix_key.expand(B, -1, -1, -1), key], dim=2).repeat_interleave(group, 1)  # (B, H, P+T, d)
+    K = torch.cat([prefix_key.expand(B, -1, -1, -1), key], dim=2).repeat_interleave(
+        group, 1
+    )  # (B, H, P+T, d)
     V = torch.cat([prefix_value.expand(B, -1, -1, -1), value], dim=2).repeat_interleave(group, 1)
     scores = query @ K.transpose(-1, -2) / math.sqrt(d)  # (B, H, T, P+T)
     if mask is not None:
-        visible = torch.cat([torch.ones(B, prefix_key.shape[2], dtype=torch.bool, device=mask.device),
-                             mask.bool()], dim=1)  # (B, P+T): the prefix is always visible
+        visible = torch.cat(
+            [torch.ones(B, prefix_key.shape[2], dtype=torch.bool, device=mask.device), mask.bool()], dim=1
+        )  # (B, P+T): the prefix is always visible
         scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
     return scores.softmax(-1) @ V  # (B, H, T, d)
 
@@ -198,13 +220,19 @@ def takes_position_ids(model: nn.Module) -> bool:
 
 def check_length(model: nn.Module, prefix_length: int, text_length: int, shift: bool = True) -> None:
     """Raise before any compute if prefix + text need more positions than the backbone has."""
-    check_positions(model, text_length, prefix_length if shift and takes_position_ids(model) else 0,
-                    what="prefix tokens")
+    check_positions(
+        model, text_length, prefix_length if shift and takes_position_ids(model) else 0, what="prefix tokens"
+    )
 
 
-def prefixed_forward(model: nn.Module, prefix: KVPrefix | None, input_ids: torch.Tensor | None = None,
-                     attention_mask: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                     **kwargs):
+def prefixed_forward(
+    model: nn.Module,
+    prefix: KVPrefix | None,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    **kwargs,
+):
     """``model(...)`` with the prefix in every slot and positions after it.
 
     ``attention_mask`` ``(B, T_past + T)`` covers the cached tokens too (as in generation); the
@@ -218,30 +246,44 @@ def prefixed_forward(model: nn.Module, prefix: KVPrefix | None, input_ids: torch
     check_length(model, p, attention_mask.shape[1], shift)
     if takes_position_ids(model) and "position_ids" not in kwargs:
         offset = prefix.position_offset if prefix is not None else 0
-        kwargs["position_ids"] = position_ids(attention_mask, offset, model)[:, -x.shape[1]:]
+        kwargs["position_ids"] = position_ids(attention_mask, offset, model)[:, -x.shape[1] :]
     if prefix is None:
-        return model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
-    unready = [slot for module, slot in prefix.slots.items() if slot in prefix.keys
-               and getattr(getattr(module, "config", None), "_attn_implementation", ATTENTION_NAME) != ATTENTION_NAME]
+        return model(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+        )
+    unready = [
+        slot
+        for module, slot in prefix.slots.items()
+        if slot in prefix.keys
+        and getattr(getattr(module, "config", None), "_attn_implementation", ATTENTION_NAME) != ATTENTION_NAME
+    ]
     if unready:
         _never_reached(model, unready)
     prefix.reached.clear()
-    out = model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                kv_prefix=prefix, **kwargs)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        inputs_embeds=inputs_embeds,
+        kv_prefix=prefix,
+        **kwargs,
+    )
     if prefix.keys and not prefix.reached:
         _never_reached(model, list(prefix.keys))
     return out
 
 
 def _never_reached(model: nn.Module, slots: list[AttentionSlot]) -> None:
-    raise PrefixError(f"the prefix would never reach {len(slots)} attention layer(s) it was built for (e.g. "
-                      f"{slots[0]}): the attention implementation is {model.config._attn_implementation!r}, not "
-                      f"{ATTENTION_NAME!r}. Call enable_prefixes(model) again after changing it")
+    raise PrefixError(
+        f"the prefix would never reach {len(slots)} attention layer(s) it was built for (e.g. "
+        f"{slots[0]}): the attention implementation is {model.config._attn_implementation!r}, not "
+        f"{ATTENTION_NAME!r}. Call enable_prefixes(model) again after changing it"
+    )
 
 
 @torch.no_grad()
-def capture_kv(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               **kwargs) -> dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]]:
+def capture_kv(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+) -> dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]]:
     """The keys and values ``(B, H_kv, T, d)`` every attention slot computes on ``input_ids``.
 
     Li & Liang initialise a prefix with these activations of real words (§7.2). For an

@@ -43,8 +43,10 @@ class LoRAConfig(PromptLearningConfig):
         if not 0 <= self.dropout < 1:
             raise InputError(f"LoRAConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.target_modules, str) or not self.target_modules:
-            raise InputError("LoRAConfig.target_modules must be a list of layer names such as "
-                             f"['q_proj', 'v_proj'], got {self.target_modules!r}")
+            raise InputError(
+                "LoRAConfig.target_modules must be a list of layer names such as "
+                f"['q_proj', 'v_proj'], got {self.target_modules!r}"
+            )
         self.target_modules = tuple(self.target_modules)
 
 
@@ -63,26 +65,45 @@ class LoRACloze(ClozeClassifier):
 
     config_class = LoRAConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: LoRAConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer,
+        config: LoRAConfig | None = None,
+    ):
         config = config if config is not None else LoRAConfig()
         if not isinstance(config, LoRAConfig):
             raise InputError(f"LoRACloze takes a LoRAConfig, got {type(config).__name__}")
         if any("lora_" in name for name, _ in backbone.model.named_parameters()):
-            raise InputError(f"{backbone.name!r} already carries LoRA adapters (from another method): "
-                             "give each LoRACloze a backbone of its own, load_backbone(...) again")
-        names = {name.rsplit(".", 1)[-1] for name, m in backbone.model.named_modules()
-                 if isinstance(m, torch.nn.Linear)}
+            raise InputError(
+                f"{backbone.name!r} already carries LoRA adapters (from another method): "
+                "give each LoRACloze a backbone of its own, load_backbone(...) again"
+            )
+        names = {
+            name.rsplit(".", 1)[-1]
+            for name, m in backbone.model.named_modules()
+            if isinstance(m, torch.nn.Linear)
+        }
         missing = [t for t in config.target_modules if t not in names]
         if missing:
-            raise InputError(f"{backbone.name!r} has no linear layers named {missing}; its linear layers are "
-                             f"{sorted(names)} — choose target_modules among them")
+            raise InputError(
+                f"{backbone.name!r} has no linear layers named {missing}; its linear layers are "
+                f"{sorted(names)} — choose target_modules among them"
+            )
         super().__init__(backbone, template, verbalizer, config)  # validates, then freezes the backbone
         from peft import LoraConfig, inject_adapter_in_model  # imported here: only this method needs PEFT
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # A's random start, reproducible
-            inject_adapter_in_model(LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                               target_modules=list(config.target_modules)), backbone.model)
+            inject_adapter_in_model(
+                LoraConfig(
+                    r=config.r,
+                    lora_alpha=config.alpha,
+                    lora_dropout=config.dropout,
+                    target_modules=list(config.target_modules),
+                ),
+                backbone.model,
+            )
         for name, p in backbone.model.named_parameters():
             p.requires_grad_("lora_" in name)  # A and B train; every pretrained weight stays frozen

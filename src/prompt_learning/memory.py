@@ -60,23 +60,37 @@ class Architecture:
 
 
 def _llama(name, hidden, layers, heads, kv_heads, intermediate, params) -> Architecture:
-    return Architecture(name, hidden, layers, heads, kv_heads, intermediate, 49152, params,
-                        gated_mlp=True, rms_norm=True, dropout=False)
+    return Architecture(
+        name,
+        hidden,
+        layers,
+        heads,
+        kv_heads,
+        intermediate,
+        49152,
+        params,
+        gated_mlp=True,
+        rms_norm=True,
+        dropout=False,
+    )
 
 
 # Public configs (config.json of each repository); parameter counts of the transformers classes the
 # book loads them with (LlamaForCausalLM, RobertaForMaskedLM, BertForMaskedLM, BertModel), checked
 # against transformers' configs on the meta device in tests/unit/test_memory.py.
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
-    _llama("HuggingFaceTB/SmolLM2-1.7B-Instruct", 2048, 24, 32, 32, 8192, 1_711_376_384),
-    _llama("HuggingFaceTB/SmolLM2-360M-Instruct", 960, 32, 15, 5, 2560, 361_821_120),
-    _llama("HuggingFaceTB/SmolLM2-135M-Instruct", 576, 30, 9, 3, 1536, 134_515_008),
-    _llama("smollm2-135m", 576, 30, 9, 3, 1536, 134_515_008),  # the embedded copy of the same model
-    Architecture("roberta-large", 1024, 24, 16, 16, 4096, 50265, 355_412_057),
-    Architecture("roberta-base", 768, 12, 12, 12, 3072, 50265, 124_697_433),
-    Architecture("bert-base-chinese", 768, 12, 12, 12, 3072, 21128, 102_290_312),
-    Architecture("minilm-l6", 384, 6, 12, 12, 1536, 30522, 22_713_216),
-)}
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        _llama("HuggingFaceTB/SmolLM2-1.7B-Instruct", 2048, 24, 32, 32, 8192, 1_711_376_384),
+        _llama("HuggingFaceTB/SmolLM2-360M-Instruct", 960, 32, 15, 5, 2560, 361_821_120),
+        _llama("HuggingFaceTB/SmolLM2-135M-Instruct", 576, 30, 9, 3, 1536, 134_515_008),
+        _llama("smollm2-135m", 576, 30, 9, 3, 1536, 134_515_008),  # the embedded copy of the same model
+        Architecture("roberta-large", 1024, 24, 16, 16, 4096, 50265, 355_412_057),
+        Architecture("roberta-base", 768, 12, 12, 12, 3072, 50265, 124_697_433),
+        Architecture("bert-base-chinese", 768, 12, 12, 12, 3072, 21128, 102_290_312),
+        Architecture("minilm-l6", 384, 6, 12, 12, 1536, 30522, 22_713_216),
+    )
+}
 
 OPTIMIZER_BYTES = {"adamw": 8, "adam": 8, "sgd": 0}  # state per trainable parameter (fp32)
 LOGIT_COPIES = 2  # the fp32 logits and the log-softmax the cross-entropy keeps for the backward
@@ -96,8 +110,12 @@ class MemoryEstimate:
 
     @property
     def total(self) -> int:
-        return (self.weights + self.gradients + self.optimizer_states
-                + max(self.weight_copies + self.activations, self.step_scratch))
+        return (
+            self.weights
+            + self.gradients
+            + self.optimizer_states
+            + max(self.weight_copies + self.activations, self.step_scratch)
+        )
 
     def __str__(self) -> str:
         parts = ("weights", "gradients", "optimizer_states", "weight_copies", "activations", "step_scratch")
@@ -116,19 +134,28 @@ def _trainable(arch: Architecture, trainable: str | tuple[str, int]) -> tuple[st
         return "head", 2 * arch.hidden + 2 if count is None else count
     if kind == "prompt" and count is not None:
         return "prompt", count
-    raise ValueError("trainable must be 'all', 'none', 'head', ('head', n) or ('prompt', n), "
-                     f"got {trainable!r}")
+    raise ValueError(
+        f"trainable must be 'all', 'none', 'head', ('head', n) or ('prompt', n), got {trainable!r}"
+    )
 
 
 def _compute_bytes(precision: str) -> int:
     if precision not in ("no", "fp16", "bf16"):
-        raise ValueError("precision must be resolved to 'no', 'fp16' or 'bf16' "
-                         f"(precision.resolve_precision), got {precision!r}")
+        raise ValueError(
+            "precision must be resolved to 'no', 'fp16' or 'bf16' "
+            f"(precision.resolve_precision), got {precision!r}"
+        )
     return 4 if precision == "no" else 2
 
 
-def layer_activation_bytes(arch: Architecture, batch: int, seq_len: int, precision: str,
-                           backward: str = "all", fused_attention: bool = True) -> int:
+def layer_activation_bytes(
+    arch: Architecture,
+    batch: int,
+    seq_len: int,
+    precision: str,
+    backward: str = "all",
+    fused_attention: bool = True,
+) -> int:
     """Bytes one layer keeps for the backward of a ``(batch, seq_len)`` batch.
 
     Korthikanti et al. (2022) count ``s·b·h·(34 + 5·a·s/h)`` bytes a layer at 16-bit: the attention
@@ -170,10 +197,20 @@ def layer_activation_bytes(arch: Architecture, batch: int, seq_len: int, precisi
     return int(out)
 
 
-def estimate_training_memory(arch: Architecture, trainable: str | tuple[str, int], batch: int, seq_len: int,
-                             precision: str, optimizer: str = "adamw", *, logits_kept: int | None = None,
-                             computed_len: int | None = None, kv_cache: bool = False, weight_bytes: int = 4,
-                             fused_attention: bool = True) -> MemoryEstimate:
+def estimate_training_memory(
+    arch: Architecture,
+    trainable: str | tuple[str, int],
+    batch: int,
+    seq_len: int,
+    precision: str,
+    optimizer: str = "adamw",
+    *,
+    logits_kept: int | None = None,
+    computed_len: int | None = None,
+    kv_cache: bool = False,
+    weight_bytes: int = 4,
+    fused_attention: bool = True,
+) -> MemoryEstimate:
     """Peak memory of one step of a ``(batch, seq_len)`` batch (see the module docstring).
 
     ``trainable``: ``"all"`` (full fine-tuning), ``("prompt", n)`` (``n`` parameters outside the
@@ -199,15 +236,24 @@ def estimate_training_memory(arch: Architecture, trainable: str | tuple[str, int
         copies = 2 * arch.params if c == 2 else 0
     else:  # no backward through the backbone: one layer's tensors (and 16-bit weights) at a time
         logits = kept * arch.vocab * 4
-        activations = layer_activation_bytes(arch, batch, rows_len, precision, "all", fused_attention) \
-            + residual + logits
+        activations = (
+            layer_activation_bytes(arch, batch, rows_len, precision, "all", fused_attention)
+            + residual
+            + logits
+        )
         copies = 2 * (arch.body_params // arch.layers + arch.vocab * arch.hidden) if c == 2 else 0
     if kv_cache:
         activations += 2 * arch.layers * batch * seq_len * arch.kv_dim * c
     state = OPTIMIZER_BYTES[optimizer]
-    return MemoryEstimate(weights=arch.params * weight_bytes, gradients=4 * count,
-                          optimizer_states=state * count, weight_copies=copies, activations=int(activations),
-                          logits=int(logits), step_scratch=4 * count if state else 0)
+    return MemoryEstimate(
+        weights=arch.params * weight_bytes,
+        gradients=4 * count,
+        optimizer_states=state * count,
+        weight_copies=copies,
+        activations=int(activations),
+        logits=int(logits),
+        step_scratch=4 * count if state else 0,
+    )
 
 
 # Sustained FLOP/s of a training loop like the book's (small batches, HF models, autocast). These are
@@ -215,11 +261,19 @@ def estimate_training_memory(arch: Architecture, trainable: str | tuple[str, int
 # peak → 25; A100 bf16: 312 → 120; L4 bf16: 121 → 45; H100 bf16: 990 → 350) and 8–10% of fp32 peak
 # without tensor cores; the CPU rows follow SmolLM2-135M's forward timed on 2 cores (fp32; bf16 with AMX).
 THROUGHPUT: dict[tuple[str, str], float] = {
-    ("t4", "fp16"): 25e12, ("t4", "no"): 0.7e12,
-    ("l4", "bf16"): 45e12, ("l4", "fp16"): 45e12, ("l4", "no"): 2.5e12,
-    ("a100", "bf16"): 120e12, ("a100", "fp16"): 120e12, ("a100", "no"): 15e12,  # fp32 through TF32
-    ("h100", "bf16"): 350e12, ("h100", "fp16"): 350e12, ("h100", "no"): 40e12,
-    ("cpu", "no"): 0.2e12, ("cpu", "bf16"): 0.45e12,
+    ("t4", "fp16"): 25e12,
+    ("t4", "no"): 0.7e12,
+    ("l4", "bf16"): 45e12,
+    ("l4", "fp16"): 45e12,
+    ("l4", "no"): 2.5e12,
+    ("a100", "bf16"): 120e12,
+    ("a100", "fp16"): 120e12,
+    ("a100", "no"): 15e12,  # fp32 through TF32
+    ("h100", "bf16"): 350e12,
+    ("h100", "fp16"): 350e12,
+    ("h100", "no"): 40e12,
+    ("cpu", "no"): 0.2e12,
+    ("cpu", "bf16"): 0.45e12,
 }
 # Seconds per optimiser step (or per forward batch) that FLOPs do not explain: kernel launches,
 # the optimizer's passes, Python. An allowance, not a measurement.
@@ -228,8 +282,13 @@ STEP_OVERHEAD_S = {"t4": 0.05, "l4": 0.04, "a100": 0.03, "h100": 0.03, "cpu": 0.
 _PASSES = {"all": 3, "prompt": 2, "head": 1, "none": 1}  # forward = 1; each backward pass ≈ 1 more
 
 
-def training_flops(arch: Architecture, trainable: str | tuple[str, int], tokens: int, seq_len: int,
-                   logits_kept: int | None = None) -> float:
+def training_flops(
+    arch: Architecture,
+    trainable: str | tuple[str, int],
+    tokens: int,
+    seq_len: int,
+    logits_kept: int | None = None,
+) -> float:
     """FLOPs of ``tokens`` tokens: 2·N_body per token forward (+ attention ``4·L·s·h`` per token, + the
     LM head ``2·V·h`` per kept position), times 3 with weight gradients (6·N), 2 with gradients to the
     input only (4·N), 1 forward-only (2·N). ``logits_kept``: LM-head positions over all ``tokens``."""
@@ -239,17 +298,27 @@ def training_flops(arch: Architecture, trainable: str | tuple[str, int], tokens:
     return _PASSES[mode] * forward
 
 
-def estimate_seconds(arch: Architecture, trainable: str | tuple[str, int], batch: int, seq_len: int,
-                     steps: int, device: str, precision: str, *, logits_kept: int | None = None,
-                     computed_len: int | None = None) -> float:
+def estimate_seconds(
+    arch: Architecture,
+    trainable: str | tuple[str, int],
+    batch: int,
+    seq_len: int,
+    steps: int,
+    device: str,
+    precision: str,
+    *,
+    logits_kept: int | None = None,
+    computed_len: int | None = None,
+) -> float:
     """Seconds for ``steps`` steps of ``(batch, seq_len)`` on ``device`` (a ``THROUGHPUT`` kind).
 
     ``logits_kept``: LM-head positions per step (default one per row); ``computed_len``: tokens a row
     runs through the layers when the others come from a cache.
     """
     if (device, precision) not in THROUGHPUT:
-        raise ValueError(f"no throughput assumed for {device!r} in {precision!r}; "
-                         f"known: {sorted(THROUGHPUT)}")
+        raise ValueError(
+            f"no throughput assumed for {device!r} in {precision!r}; known: {sorted(THROUGHPUT)}"
+        )
     kept = batch if logits_kept is None else logits_kept
     tokens = batch * (computed_len or seq_len) * steps
     flops = training_flops(arch, trainable, tokens, seq_len, kept * steps)

@@ -55,7 +55,9 @@ class PromptLearningConfig:
             if value is None and name == "num_virtual_tokens":
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise InputError(f"{type(self).__name__}.{name} must be a non-negative integer, got {value!r}")
+                raise InputError(
+                    f"{type(self).__name__}.{name} must be a non-negative integer, got {value!r}"
+                )
         if self.max_length < 1:
             raise InputError(f"{type(self).__name__}.max_length must be at least 1, got {self.max_length}")
 
@@ -88,13 +90,15 @@ class PromptMethod(nn.Module):
     def __init__(self, backbone: Backbone, config: PromptLearningConfig, labels: Sequence[str]):
         super().__init__()
         if not isinstance(config, self.config_class):
-            raise InputError(f"{type(self).__name__} takes a {self.config_class.__name__}, got "
-                             f"{type(config).__name__}")
+            raise InputError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}"
+            )
         self.backbone = backbone
         self.model = backbone.model  # registered: .to(), parameters() and state see the backbone
         self.config = config
         self.labels = list(labels)
         from .checkpoints import backbone_fingerprint  # recorded now: full fine-tuning changes the weights
+
         self.backbone_fingerprint = backbone_fingerprint(backbone)
 
     # --- what every method shares -------------------------------------------------------------
@@ -166,12 +170,15 @@ def check_inputs(texts, columns: Sequence[str] = ("text",)) -> dict[str, list[st
         cols = {k: list(v) for k, v in texts.items() if k in columns}
         missing = [c for c in columns if c not in cols]
         if missing:
-            raise InputError(f"input columns {missing} are missing (got {sorted(texts)}); "
-                             f"pass a dict with {list(columns)}")
+            raise InputError(
+                f"input columns {missing} are missing (got {sorted(texts)}); pass a dict with {list(columns)}"
+            )
     else:
         if len(columns) != 1:
-            raise InputError(f"this method reads {len(columns)} text columns {list(columns)}; "
-                             "pass a dict of lists, one per column")
+            raise InputError(
+                f"this method reads {len(columns)} text columns {list(columns)}; "
+                "pass a dict of lists, one per column"
+            )
         cols = {columns[0]: list(texts)}
     lengths = {len(v) for v in cols.values()}
     if len(lengths) > 1:
@@ -181,8 +188,10 @@ def check_inputs(texts, columns: Sequence[str] = ("text",)) -> dict[str, list[st
     for name, values in cols.items():
         for i, v in enumerate(values):
             if not isinstance(v, str):
-                raise InputError(f"{name}[{i}] is {v!r} ({type(v).__name__}), not a string: every input must be "
-                                 "text; drop or fill missing rows first (e.g. data.filter(lambda r: r['text']))")
+                raise InputError(
+                    f"{name}[{i}] is {v!r} ({type(v).__name__}), not a string: every input must be "
+                    "text; drop or fill missing rows first (e.g. data.filter(lambda r: r['text']))"
+                )
     return cols
 
 
@@ -200,15 +209,19 @@ def check_dataset(method: nn.Module, data, *, needs_labels: bool = True) -> None
     feature = data.features.get("label") if hasattr(data, "features") else None
     names = getattr(feature, "names", None)
     if names is not None and not _auto_labels(labels) and list(names) != list(labels):
-        raise InputError(f"the method's classes {list(labels)} do not match the dataset's labels {list(names)}: "
-                         "give the label words (or class names) in the dataset's label order")
+        raise InputError(
+            f"the method's classes {list(labels)} do not match the dataset's labels {list(names)}: "
+            "give the label words (or class names) in the dataset's label order"
+        )
     if names is not None and len(names) != len(labels):
         raise InputError(f"the dataset has {len(names)} classes {list(names)}, the method {len(labels)}")
     values = torch.as_tensor(data["label"])
     if values.numel() and (int(values.min()) < 0 or int(values.max()) >= len(labels)):
         bad = sorted({int(v) for v in values.tolist() if not 0 <= v < len(labels)})
-        raise InputError(f"labels {bad[:5]} are outside the method's {len(labels)} classes {list(labels)}; "
-                         "map them to 0 … C-1 or build the method with every class")
+        raise InputError(
+            f"labels {bad[:5]} are outside the method's {len(labels)} classes {list(labels)}; "
+            "map them to 0 … C-1 or build the method with every class"
+        )
 
 
 def _auto_labels(labels: Sequence[str]) -> bool:

@@ -45,7 +45,9 @@ def _ids(tokenizer, item: str | Sequence[int], what: str, i: int) -> list[int]:
     return list(item)
 
 
-def _padded(tokenizer, rows: Sequence[Sequence[int]], left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(
+    tokenizer, rows: Sequence[Sequence[int]], left: bool, device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` ``(B, T)`` of token-id rows, on ``device`` (:func:`pad_rows`)."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     b = pad_rows([(list(r), 0) for r in rows], pad, left=left)
@@ -58,8 +60,13 @@ def is_causal(model) -> bool:
     return "CausalLM" in name or "LMHead" in name or bool(getattr(model.config, "is_decoder", False))
 
 
-def continuation_logprob(model, tokenizer, prefixes: Sequence[str | Sequence[int]],
-                         continuations: Sequence[str | Sequence[int]], batch_size: int = 32) -> torch.Tensor:
+def continuation_logprob(
+    model,
+    tokenizer,
+    prefixes: Sequence[str | Sequence[int]],
+    continuations: Sequence[str | Sequence[int]],
+    batch_size: int = 32,
+) -> torch.Tensor:
     """``log p(continuation | prefix)`` ``(N,)`` under a causal LM: the sum of per-token log-probabilities.
 
     Args:
@@ -77,42 +84,61 @@ def continuation_logprob(model, tokenizer, prefixes: Sequence[str | Sequence[int
     continuation token its log-probability. Output: ``(N,)`` fp32, differentiable (no ``no_grad`` inside).
     """
     if len(prefixes) != len(continuations):
-        raise MultiTokenError(f"{len(prefixes)} prefixes but {len(continuations)} continuations: pass one "
-                              "continuation per prefix (repeat a prefix to score several)")
+        raise MultiTokenError(
+            f"{len(prefixes)} prefixes but {len(continuations)} continuations: pass one "
+            "continuation per prefix (repeat a prefix to score several)"
+        )
     if not is_causal(model):
-        raise MultiTokenError(f"continuation_logprob reads a causal LM, got {type(model).__name__}; for a "
-                              "masked LM use masked_span_logprob (PET's multiple masks)")
+        raise MultiTokenError(
+            f"continuation_logprob reads a causal LM, got {type(model).__name__}; for a "
+            "masked LM use masked_span_logprob (PET's multiple masks)"
+        )
     head, _ = special_tokens_around(tokenizer)
-    pre = [head + _ids(tokenizer, p, "prefixes", i) if isinstance(p, str) else _ids(tokenizer, p, "prefixes", i)
-           for i, p in enumerate(prefixes)]
+    pre = [
+        head + _ids(tokenizer, p, "prefixes", i) if isinstance(p, str) else _ids(tokenizer, p, "prefixes", i)
+        for i, p in enumerate(prefixes)
+    ]
     cont = [_ids(tokenizer, c, "continuations", i) for i, c in enumerate(continuations)]
     for i, (p, c) in enumerate(zip(pre, cont)):
         if not c:
             raise MultiTokenError(f"continuations[{i}] has no tokens: give each a word or phrase")
         if not p:
-            raise MultiTokenError(f"prefixes[{i}] has no tokens, so nothing predicts the first continuation "
-                                  "token; start it with text (or the tokenizer's BOS id)")
+            raise MultiTokenError(
+                f"prefixes[{i}] has no tokens, so nothing predicts the first continuation "
+                "token; start it with text (or the tokenizer's BOS id)"
+            )
     device = model.get_input_embeddings().weight.device
     out = []
     for s in range(0, len(pre), batch_size):
-        rows = [p + c for p, c in zip(pre[s:s + batch_size], cont[s:s + batch_size])]
-        lengths = [len(c) for c in cont[s:s + batch_size]]
+        rows = [p + c for p, c in zip(pre[s : s + batch_size], cont[s : s + batch_size])]
+        lengths = [len(c) for c in cont[s : s + batch_size]]
         keep = max(lengths) + 1
         ids, mask = _padded(tokenizer, rows, True, device)  # left padding: every row ends at the last column
         width = ids.shape[1]
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                       logits_to_keep=keep, use_cache=False).logits  # (b, keep, V)
+        logits = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids(mask),
+            logits_to_keep=keep,
+            use_cache=False,
+        ).logits  # (b, keep, V)
         logp = torch.log_softmax(logits.float(), dim=-1)
         for i, n in enumerate(lengths):
             # column j of logp predicts the token at absolute column width - keep + j + 1
-            targets = ids[i, width - n:]  # (n,)
-            steps = logp[i, keep - 1 - n:keep - 1]  # (n, V): the positions that predict them
+            targets = ids[i, width - n :]  # (n,)
+            steps = logp[i, keep - 1 - n : keep - 1]  # (n, V): the positions that predict them
             out.append(steps.gather(-1, targets[:, None]).sum())
     return torch.stack(out)  # (N,)
 
 
-def masked_span_logprob(model, tokenizer, before: Sequence[Sequence[int]], after: Sequence[Sequence[int]],
-                        continuations: Sequence[Sequence[int]], batch_size: int = 32) -> torch.Tensor:
+def masked_span_logprob(
+    model,
+    tokenizer,
+    before: Sequence[Sequence[int]],
+    after: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    batch_size: int = 32,
+) -> torch.Tensor:
     """PET's multi-mask score ``(N,)`` of ``continuations`` in a masked LM's answer slot.
 
     Row ``i`` is ``before[i] + [MASK] × L_i + after[i]`` (token ids, special tokens included) with
@@ -122,8 +148,10 @@ def masked_span_logprob(model, tokenizer, before: Sequence[Sequence[int]], after
     the log-softmax at the mask. Output: ``(N,)`` fp32 sums; ``L_max`` forward passes per batch.
     """
     if not len(before) == len(after) == len(continuations):
-        raise MultiTokenError(f"before, after and continuations must have one entry per example, got "
-                              f"{len(before)}, {len(after)} and {len(continuations)}")
+        raise MultiTokenError(
+            f"before, after and continuations must have one entry per example, got "
+            f"{len(before)}, {len(after)} and {len(continuations)}"
+        )
     if tokenizer.mask_token_id is None:
         raise MultiTokenError("this tokenizer has no mask token: masked_span_logprob needs a masked LM")
     if any(len(c) == 0 for c in continuations):
@@ -132,29 +160,37 @@ def masked_span_logprob(model, tokenizer, before: Sequence[Sequence[int]], after
     out = []
     for s in range(0, len(before), batch_size):
         chunk = range(s, min(s + batch_size, len(before)))
-        rows = [list(before[i]) + [tokenizer.mask_token_id] * len(continuations[i]) + list(after[i]) for i in chunk]
+        rows = [
+            list(before[i]) + [tokenizer.mask_token_id] * len(continuations[i]) + list(after[i])
+            for i in chunk
+        ]
         ids, mask = _padded(tokenizer, rows, False, device)  # right padding, as a masked LM's batches are
         # (example, slot position, target token) for every mask still open
-        open_ = [[(len(before[i]) + j, continuations[i][j]) for j in range(len(continuations[i]))] for i in chunk]
+        open_ = [
+            [(len(before[i]) + j, continuations[i][j]) for j in range(len(continuations[i]))] for i in chunk
+        ]
         total = [torch.zeros((), device=device) for _ in chunk]
         while any(open_):
             rows_i = [b for b, o in enumerate(open_) for _ in o]
             pos = [p for o in open_ for p, _ in o]
             tgt = [t for o in open_ for _, t in o]
-            logits = _mlm_logits_at(model, ids, mask, torch.tensor(rows_i, device=device),
-                                    torch.tensor(pos, device=device))  # (M, V): every open mask
-            logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, torch.tensor(tgt, device=device)[:, None])[:, 0]
+            logits = _mlm_logits_at(
+                model, ids, mask, torch.tensor(rows_i, device=device), torch.tensor(pos, device=device)
+            )  # (M, V): every open mask
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(
+                -1, torch.tensor(tgt, device=device)[:, None]
+            )[:, 0]
             ids = ids.clone()
             k = 0
             for b, o in enumerate(open_):
                 if not o:
                     continue
-                here = logp[k:k + len(o)]  # (len(o),)
+                here = logp[k : k + len(o)]  # (len(o),)
                 j = int(here.argmax())  # the most confident mask goes first
                 total[b] = total[b] + here[j]
                 ids[b, o[j][0]] = o[j][1]
                 k += len(o)
-                open_[b] = o[:j] + o[j + 1:]
+                open_[b] = o[:j] + o[j + 1 :]
         out.extend(total)
     return torch.stack(out)  # (N,)
 
@@ -164,16 +200,21 @@ def _mlm_logits_at(model, input_ids, attention_mask, rows, positions) -> torch.T
     head = _mlm_head(model)
     if head is None:
         return model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, positions]
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    hidden = model.base_model(
+        input_ids=input_ids, attention_mask=attention_mask
+    ).last_hidden_state  # (B, T, H)
     return head(hidden[rows, positions])  # (M, V)
 
 
-def slot_log_probs(backbone: Backbone, template: Template, columns: dict[str, list[str]],
-                   max_length: int = 128) -> torch.Tensor:
+def slot_log_probs(
+    backbone: Backbone, template: Template, columns: dict[str, list[str]], max_length: int = 128
+) -> torch.Tensor:
     """Log-softmax over the vocabulary in the answer slot ``(B, V)``, fp32 (one forward pass)."""
     causal = backbone.kind == "causal-lm"
-    b = {k: v.to(backbone.device) for k, v in template.encode(backbone.tokenizer, columns, max_length,
-                                                                causal=causal).items()}
+    b = {
+        k: v.to(backbone.device)
+        for k, v in template.encode(backbone.tokenizer, columns, max_length, causal=causal).items()
+    }
     if causal:
         logits = causal_next_token_logits(backbone.model, b["input_ids"], b["attention_mask"])
     else:
@@ -181,8 +222,14 @@ def slot_log_probs(backbone: Backbone, template: Template, columns: dict[str, li
     return torch.log_softmax(logits.float(), dim=-1)  # (B, V)
 
 
-def word_log_probs(backbone: Backbone, template: Template, columns: dict[str, list[str]],
-                   sequences: Sequence[Sequence[int]], max_length: int = 128, batch_size: int = 32) -> torch.Tensor:
+def word_log_probs(
+    backbone: Backbone,
+    template: Template,
+    columns: dict[str, list[str]],
+    sequences: Sequence[Sequence[int]],
+    max_length: int = 128,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """``log p(word | example)`` ``(B, W)`` for ``W`` label words given as token-id sequences.
 
     One-token words are read from one forward pass (:func:`slot_log_probs`); when a word is longer,
@@ -202,16 +249,29 @@ def word_log_probs(backbone: Backbone, template: Template, columns: dict[str, li
     rows = template.rows(tok, columns, room, causal=causal)
     B, W = len(rows), len(sequences)
     if causal:  # each prompt read once; every word continues it from the cache
-        return torch.cat([cached_continuations(backbone.model, tok, [ids for ids, _, _ in rows[s:s + batch_size]],
-                                               sequences) for s in range(0, B, batch_size)])  # (B, W)
+        return torch.cat(
+            [
+                cached_continuations(
+                    backbone.model, tok, [ids for ids, _, _ in rows[s : s + batch_size]], sequences
+                )
+                for s in range(0, B, batch_size)
+            ]
+        )  # (B, W)
     pairs = [(ids, pos, list(seq)) for ids, _, pos in rows for seq in sequences]  # example-major: PET's masks
-    scores = masked_span_logprob(backbone.model, tok, [ids[:pos] for ids, pos, _ in pairs],
-                                 [ids[pos + 1:] for ids, pos, _ in pairs], [p[2] for p in pairs], batch_size)
+    scores = masked_span_logprob(
+        backbone.model,
+        tok,
+        [ids[:pos] for ids, pos, _ in pairs],
+        [ids[pos + 1 :] for ids, pos, _ in pairs],
+        [p[2] for p in pairs],
+        batch_size,
+    )
     return scores.view(B, W)
 
 
-def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
-                         sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+def cached_continuations(
+    model, tokenizer, prompts: Sequence[Sequence[int]], sequences: Sequence[Sequence[int]]
+) -> torch.Tensor:
     """``log p(word | prompt)`` ``(B, W)`` for every prompt and word, the prompts run once.
 
     The same sums as :func:`continuation_logprob` on every (prompt, word) pair, computed the way a
@@ -222,7 +282,9 @@ def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
     :func:`continuation_logprob` is (PET can train through it).
     """
     device = model.get_input_embeddings().weight.device
-    ids, mask = _padded(tokenizer, prompts, True, device)  # left padding: every prompt ends at the last column
+    ids, mask = _padded(
+        tokenizer, prompts, True, device
+    )  # left padding: every prompt ends at the last column
     positions = position_ids(mask)  # (B, T)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): every word's first token
@@ -233,9 +295,13 @@ def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
         if len(seq) > 1:
             rest = torch.tensor(list(seq), device=device).expand(len(prompts), -1)  # (B, L)
             steps = torch.arange(1, len(seq), device=device)
-            more = model(input_ids=rest[:, :-1], attention_mask=torch.cat([mask, torch.ones_like(rest[:, 1:])], 1),
-                         position_ids=positions[:, -1:] + steps, past_key_values=cache,
-                         use_cache=True).logits  # (B, L − 1, V): predicts tokens 2 … L
+            more = model(
+                input_ids=rest[:, :-1],
+                attention_mask=torch.cat([mask, torch.ones_like(rest[:, 1:])], 1),
+                position_ids=positions[:, -1:] + steps,
+                past_key_values=cache,
+                use_cache=True,
+            ).logits  # (B, L − 1, V): predicts tokens 2 … L
             logp = torch.log_softmax(more.float(), dim=-1).gather(-1, rest[:, 1:, None])[..., 0]  # (B, L − 1)
             score = score + logp.sum(-1)
             cache.crop(-(len(seq) - 1))  # back to the prompts alone
@@ -245,10 +311,14 @@ def cached_continuations(model, tokenizer, prompts: Sequence[Sequence[int]],
 
 def _check_backbone(backbone: Backbone, template: Template) -> None:
     if backbone.kind not in ("causal-lm", "masked-lm"):
-        raise MultiTokenError(f"scoring label words needs an LM head; {backbone.name!r} is a {backbone.kind}. "
-                              "Use a masked or causal LM")
+        raise MultiTokenError(
+            f"scoring label words needs an LM head; {backbone.name!r} is a {backbone.kind}. "
+            "Use a masked or causal LM"
+        )
     if template.num_virtual_tokens:
-        raise TemplateError(f"{template!r} has virtual tokens [P0]…, which have no text here; use a hard template")
+        raise TemplateError(
+            f"{template!r} has virtual tokens [P0]…, which have no text here; use a hard template"
+        )
     if backbone.kind == "causal-lm":
         template.check_causal()
     elif backbone.tokenizer.mask_token_id is None:
@@ -271,9 +341,16 @@ class MultiTokenCloze(ClozeClassifier):
     one pass per batch) or ``L_max`` passes over them (masked LM). Output: class log-probabilities (B, C).
     """
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: PromptLearningConfig | None = None):
-        _check_backbone(backbone, Template(template) if isinstance(template, str) else template)  # its own errors
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer,
+        config: PromptLearningConfig | None = None,
+    ):
+        _check_backbone(
+            backbone, Template(template) if isinstance(template, str) else template
+        )  # its own errors
         super().__init__(backbone, template, verbalizer, config)
 
     def answer_ids(self, verbalizer: Verbalizer) -> list[list[int]]:
@@ -289,5 +366,6 @@ class MultiTokenCloze(ClozeClassifier):
     def word_scores(self, texts) -> torch.Tensor:
         """``log p(word | template(x))`` ``(B, W)`` for every label word (class-major order)."""
         flat = [s for seqs in self.sequences for s in seqs]
-        return word_log_probs(self.backbone, self.template, check_inputs(texts, self.text_columns), flat,
-                              self.config.max_length)
+        return word_log_probs(
+            self.backbone, self.template, check_inputs(texts, self.text_columns), flat, self.config.max_length
+        )

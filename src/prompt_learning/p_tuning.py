@@ -31,7 +31,12 @@ from torch import nn
 from .backbones import Backbone
 from .method import PromptLearningConfig, enum_value
 from .soft_prompts import (
-    PromptTuningInit, Readout, SoftPromptClassifier, SoftPromptError, initial_prompt, verbalizer_from_spec,
+    PromptTuningInit,
+    Readout,
+    SoftPromptClassifier,
+    SoftPromptError,
+    initial_prompt,
+    verbalizer_from_spec,
 )
 from .positions import check_positions
 from .precision import no_autocast
@@ -75,19 +80,28 @@ class PromptEncoder(nn.Module):
     ``mlp_head``). Input: none (the inputs are the ``embedding`` weights). Output: ``(n, token_dim)``.
     """
 
-    def __init__(self, num_virtual_tokens: int, token_dim: int, encoder_type: PromptEncoderType,
-                 hidden_size: int, num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_virtual_tokens: int,
+        token_dim: int,
+        encoder_type: PromptEncoderType,
+        hidden_size: int,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.encoder_type = encoder_type
         self.embedding = nn.Embedding(num_virtual_tokens, token_dim)
         h = hidden_size
         if encoder_type == PromptEncoderType.LSTM:
-            self.lstm_head = nn.LSTM(token_dim, h, num_layers=num_layers, dropout=dropout,
-                                     bidirectional=True, batch_first=True)
+            self.lstm_head = nn.LSTM(
+                token_dim, h, num_layers=num_layers, dropout=dropout, bidirectional=True, batch_first=True
+            )
             self.mlp_head = nn.Sequential(nn.Linear(2 * h, 2 * h), nn.ReLU(), nn.Linear(2 * h, token_dim))
         elif encoder_type == PromptEncoderType.MLP:
-            self.mlp_head = nn.Sequential(nn.Linear(token_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
-                                          nn.Linear(h, token_dim))
+            self.mlp_head = nn.Sequential(
+                nn.Linear(token_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, token_dim)
+            )
         else:
             raise SoftPromptError(f"unknown prompt encoder type {encoder_type!r}; choose 'LSTM' or 'MLP'")
 
@@ -111,7 +125,7 @@ class PTuning(SoftPromptClassifier):
         config: :class:`PTuningConfig`.
 
     >>> pt = PTuning(load_backbone("tiny-llama"), "[P0] {text} [P1] It was {mask}.",
-    ...              Verbalizer({"negative": "bad", "positive": "good"}), PTuningConfig(encoder="MLP"))
+    ...              Verbalizer({"negative": "bad", "positive": "good"}), PTuningConfig(encoder="MLP", max_length=64))
     >>> pt(["a fine film"]).shape
     torch.Size([1, 2])
 
@@ -122,18 +136,27 @@ class PTuning(SoftPromptClassifier):
 
     config_class = PTuningConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer | Sequence[str],
-                 config: PTuningConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer | Sequence[str],
+        config: PTuningConfig | None = None,
+    ):
         config = config if config is not None else PTuningConfig()
         template = Template(template) if isinstance(template, str) else template
         n = template.num_virtual_tokens
         if n == 0:
-            raise SoftPromptError(f"P-tuning template {template.pattern!r} has no virtual tokens: mark them [P0], "
-                                  "[P1], … (e.g. '[P0][P1] {text} [P2] It was {mask}.'), or use a hard "
-                                  "Template with ClozeClassifier or PromptTuning")
+            raise SoftPromptError(
+                f"P-tuning template {template.pattern!r} has no virtual tokens: mark them [P0], "
+                "[P1], … (e.g. '[P0][P1] {text} [P2] It was {mask}.'), or use a hard "
+                "Template with ClozeClassifier or PromptTuning"
+            )
         if config.num_virtual_tokens not in (None, n):
-            raise SoftPromptError(f"config.num_virtual_tokens={config.num_virtual_tokens} but the template marks "
-                                  f"{n} virtual tokens; leave it None or mark [P0] … [P{config.num_virtual_tokens - 1}]")
+            raise SoftPromptError(
+                f"config.num_virtual_tokens={config.num_virtual_tokens} but the template marks "
+                f"{n} virtual tokens; leave it None or mark [P0] … [P{config.num_virtual_tokens - 1}]"
+            )
         super().__init__(backbone, template, verbalizer, config)
         # max_length counts the text and the hard template; the n virtual tokens come on top, as for
         # every method (PromptLearningConfig) and as PEFT prepends them
@@ -146,14 +169,20 @@ class PTuning(SoftPromptClassifier):
             torch.manual_seed(config.seed)
             if config.encoder == PromptEncoderType.NONE:
                 vocab = self.model.get_input_embeddings().weight  # (V, H)
-                start = initial_prompt(vocab, n, PromptTuningInit.SAMPLE_VOCAB,
-                                       exclude=self.tokenizer.all_special_ids, seed=config.seed)  # (n, H) fp32
+                start = initial_prompt(
+                    vocab,
+                    n,
+                    PromptTuningInit.SAMPLE_VOCAB,
+                    exclude=self.tokenizer.all_special_ids,
+                    seed=config.seed,
+                )  # (n, H) fp32
                 self.prompt = nn.Parameter(start)
             else:
                 lstm = config.encoder == PromptEncoderType.LSTM
                 hidden = config.encoder_hidden_size or (H // 2 if lstm else H)
-                self.encoder = PromptEncoder(n, H, config.encoder, hidden, config.encoder_num_layers,
-                                             config.encoder_dropout).to(self.device)  # fp32
+                self.encoder = PromptEncoder(
+                    n, H, config.encoder, hidden, config.encoder_num_layers, config.encoder_dropout
+                ).to(self.device)  # fp32
         self.encoder_frozen = False
 
     @property
@@ -165,8 +194,13 @@ class PTuning(SoftPromptClassifier):
 
     def encode(self, texts) -> dict[str, torch.Tensor]:
         columns = texts if isinstance(texts, dict) else {"text": list(texts)}
-        b = self.template.encode(self.tokenizer, columns, self.max_length + self.num_virtual_tokens,
-                                 causal=self.causal, placeholder=self.tokenizer.pad_token_id or 0)
+        b = self.template.encode(
+            self.tokenizer,
+            columns,
+            self.max_length + self.num_virtual_tokens,
+            causal=self.causal,
+            placeholder=self.tokenizer.pad_token_id or 0,
+        )
         return {k: v.to(self.device) for k, v in b.items()}
 
     @torch.no_grad()
@@ -177,8 +211,9 @@ class PTuning(SoftPromptClassifier):
         further as free vectors. Does nothing when already frozen.
         """
         if self.config.encoder == PromptEncoderType.NONE:
-            raise SoftPromptError("this PTuning has no prompt encoder (encoder='NONE'): "
-                                  "its prompt is already plain")
+            raise SoftPromptError(
+                "this PTuning has no prompt encoder (encoder='NONE'): its prompt is already plain"
+            )
         if self.encoder is not None:
             self.prompt = nn.Parameter(self.encoder().detach().clone().float())  # (n, H)
             self.encoder = None
@@ -186,13 +221,21 @@ class PTuning(SoftPromptClassifier):
         return self
 
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern, "verbalizer": self._verbalizer_spec(),
-                "config": self.config.to_dict(), "encoder_frozen": self.encoder_frozen}
+        return {
+            "template": self.template.pattern,
+            "verbalizer": self._verbalizer_spec(),
+            "config": self.config.to_dict(),
+            "encoder_frozen": self.encoder_frozen,
+        }
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PTuning:
-        return cls(backbone, spec["template"], verbalizer_from_spec(spec["verbalizer"]),
-                   PTuningConfig.from_dict(spec["config"]))
+        return cls(
+            backbone,
+            spec["template"],
+            verbalizer_from_spec(spec["verbalizer"]),
+            PTuningConfig.from_dict(spec["config"]),
+        )
 
     def prepare_load(self, spec: dict) -> None:
         if spec.get("encoder_frozen"):

@@ -48,11 +48,15 @@ class PTuningV2Config(HeadConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.num_virtual_tokens < 1:
-            raise PrefixError("P-tuning v2 needs num_virtual_tokens ≥ 1; a head without prompts is "
-                              "HeadClassifier (train_backbone=False: head only; True: full fine-tuning)")
+            raise PrefixError(
+                "P-tuning v2 needs num_virtual_tokens ≥ 1; a head without prompts is "
+                "HeadClassifier (train_backbone=False: head only; True: full fine-tuning)"
+            )
         if isinstance(self.layers, int) and self.layers < 1:
-            raise PrefixError(f"layers={self.layers} puts the prompts in no layer (yet the text would still be "
-                              "shifted by the prompt length): choose layers ≥ 1 (1 = shallow, None = every layer)")
+            raise PrefixError(
+                f"layers={self.layers} puts the prompts in no layer (yet the text would still be "
+                "shifted by the prompt length): choose layers ≥ 1 (1 = shallow, None = every layer)"
+            )
         if isinstance(self.layers, range):
             self.layers = list(self.layers)
 
@@ -60,19 +64,23 @@ class PTuningV2Config(HeadConfig):
 class PTuningV2(HeadClassifier):
     """Deep prompts + a linear head on the first token: texts → class logits ``(B, C)``.
 
-    >>> m = PTuningV2(load_backbone("tiny-bert"), ["negative", "positive"], PTuningV2Config(4))
+    >>> m = PTuningV2(load_backbone("tiny-bert"), ["negative", "positive"], PTuningV2Config(4, max_length=64))
     >>> m(["a fine film", "a dull plot"]).shape
     torch.Size([2, 2])
     """
 
     config_class = PTuningV2Config
 
-    def __init__(self, backbone: Backbone, labels: Sequence[str] | int, config: PTuningV2Config | None = None):
+    def __init__(
+        self, backbone: Backbone, labels: Sequence[str] | int, config: PTuningV2Config | None = None
+    ):
         config = config if config is not None else PTuningV2Config()
         if backbone.kind not in ("encoder", "masked-lm"):
-            raise PrefixError(f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a "
-                              f"{backbone.kind}. "
-                              "Use an encoder (e.g. 'minilm-l6'), or PrefixTuning with a template on an LM")
+            raise PrefixError(
+                f"P-tuning v2 classifies with an encoder; {backbone.name!r} is a "
+                f"{backbone.kind}. "
+                "Use an encoder (e.g. 'minilm-l6'), or PrefixTuning with a template on an LM"
+            )
         super().__init__(backbone, labels, config)
         self.slot_of = enable_prefixes(backbone.model)
         all_slots = list(dict.fromkeys(self.slot_of.values()))
@@ -80,9 +88,14 @@ class PTuningV2(HeadClassifier):
         self.slots = [s for s in all_slots if s.layer in chosen]
         with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
             torch.manual_seed(config.seed)
-            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
-                                         self.encoder.config.hidden_size, config.reparam_hidden,
-                                         config.init_std).to(self.device)  # fp32
+            self.prompts = PrefixEncoder(
+                self.slots,
+                config.num_virtual_tokens,
+                config.reparameterize,
+                self.encoder.config.hidden_size,
+                config.reparam_hidden,
+                config.init_std,
+            ).to(self.device)  # fp32
         self.prompt_dropout = nn.Dropout(config.prompt_dropout)
 
     @property
@@ -92,9 +105,13 @@ class PTuningV2(HeadClassifier):
     def prefix(self) -> KVPrefix:
         keys, values = self.prompts()
         drop = self.prompt_dropout
-        return KVPrefix(self.slot_of, {s: drop(k) for s, k in keys.items()},
-                        {s: drop(v) for s, v in values.items()}, self.config.num_virtual_tokens,
-                        self.config.shift_positions)
+        return KVPrefix(
+            self.slot_of,
+            {s: drop(k) for s, k in keys.items()},
+            {s: drop(v) for s, v in values.items()},
+            self.config.num_virtual_tokens,
+            self.config.shift_positions,
+        )
 
     def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return prefixed_forward(self.encoder, self.prefix(), **batch).last_hidden_state  # (B, T, H)
@@ -105,8 +122,10 @@ def _chosen_layers(layers: int | Sequence[int] | None, n: int) -> set[int]:
         return set(range(n))
     if isinstance(layers, int):
         if not 1 <= layers <= n:
-            raise PrefixError(f"layers={layers}: the encoder has {n} layers; choose 1..{n} (1 = shallow, "
-                              f"{n} or None = deep)")
+            raise PrefixError(
+                f"layers={layers}: the encoder has {n} layers; choose 1..{n} (1 = shallow, "
+                f"{n} or None = deep)"
+            )
         return set(range(layers))
     bad = [i for i in layers if not 0 <= i < n]
     if bad or not layers:

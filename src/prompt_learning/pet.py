@@ -67,8 +67,13 @@ class PET(ClozeClassifier):
 
     config_class = PETConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str, verbalizer: Verbalizer,
-                 config: PETConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer,
+        config: PETConfig | None = None,
+    ):
         super().__init__(backbone, template, verbalizer, config if config is not None else PETConfig())
         tune = self.config.tune
         for p in self.model.parameters():
@@ -77,8 +82,11 @@ class PET(ClozeClassifier):
             out = self.model.get_output_embeddings()  # the LM head's last Linear (V, H)
             flat = verbalizer.flat_ids(self.label_ids)
             self.word_vectors = nn.Parameter(out.weight[flat].detach().clone().float())  # (W, H), fp32
-            bias = out.bias[flat].detach().clone() if getattr(out, "bias", None) is not None \
+            bias = (
+                out.bias[flat].detach().clone()
+                if getattr(out, "bias", None) is not None
                 else torch.zeros(len(flat), device=out.weight.device)
+            )
             self.word_bias = nn.Parameter(bias.float())  # (W,)
             sizes = [len(ids) for ids in self.label_ids]
             self.local_ids = [list(range(s - n, s)) for s, n in zip(np.cumsum(sizes), sizes)]
@@ -88,7 +96,8 @@ class PET(ClozeClassifier):
         batch = self.encode(texts)
         captured: list[torch.Tensor] = []
         hook = self.model.get_output_embeddings().register_forward_pre_hook(
-            lambda module, args: captured.append(args[0]))
+            lambda module, args: captured.append(args[0])
+        )
         try:
             with torch.no_grad():
                 self.slot_logits(batch["input_ids"], batch["attention_mask"], batch["mask_pos"])
@@ -111,17 +120,29 @@ class PET(ClozeClassifier):
         """PET's auxiliary loss on unlabelled ``texts``: masked-LM loss (15% of tokens) for a masked
         LM, next-token loss for a causal LM. A scalar."""
         if self.config.tune != "all":
-            raise ValueError("the auxiliary LM loss trains the backbone, which tune='frozen' keeps fixed; "
-                             "use tune='all' or set alpha=0")
+            raise ValueError(
+                "the auxiliary LM loss trains the backbone, which tune='frozen' keeps fixed; "
+                "use tune='all' or set alpha=0"
+            )
         device = self.model.get_input_embeddings().weight.device
         texts = check_inputs(texts)["text"]
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt", return_special_tokens_mask=True)
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
         ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
         if self.causal:
             labels = ids.masked_fill(mask == 0, -100)  # (B, T): the model shifts them itself
-            out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             position_ids=position_ids(mask).to(device), labels=labels.to(device))
+            out = self.model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=position_ids(mask).to(device),
+                labels=labels.to(device),
+            )
             return out.loss
         collator = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=mlm_probability)
         special = enc["special_tokens_mask"].bool() | (mask == 0)
@@ -139,13 +160,16 @@ class PETLoss:
     ``alpha=0`` (or no unlabelled text) leaves plain cross-entropy.
     """
 
-    def __init__(self, unlabelled: Sequence[str] = (), alpha: float = 1e-4, lm_batch_size: int = 4,
-                 seed: int = 0):
+    def __init__(
+        self, unlabelled: Sequence[str] = (), alpha: float = 1e-4, lm_batch_size: int = 4, seed: int = 0
+    ):
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha weighs the auxiliary LM loss and must be in [0, 1), got {alpha}")
         if alpha > 0 and len(unlabelled) == 0:
-            raise ValueError("alpha > 0 needs unlabelled texts for the auxiliary LM loss; "
-                             "pass unlabelled=[...] or set alpha=0")
+            raise ValueError(
+                "alpha > 0 needs unlabelled texts for the auxiliary LM loss; "
+                "pass unlabelled=[...] or set alpha=0"
+            )
         self.unlabelled = list(unlabelled)
         self.alpha = alpha
         self.lm_batch_size = lm_batch_size
@@ -173,8 +197,9 @@ class PatternEnsemble(nn.Module):
     logits, as PET does. ``weights`` (e.g. :func:`accuracy_weights`) weigh the members.
     """
 
-    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None,
-                 combine: str = "probs"):
+    def __init__(
+        self, members: Sequence[nn.Module], weights: Sequence[float] | None = None, combine: str = "probs"
+    ):
         super().__init__()
         if len(members) == 0:
             raise ValueError("an ensemble needs at least one member")
@@ -206,15 +231,17 @@ def accuracy_weights(members: Sequence[nn.Module], train: Dataset, batch_size: i
 
 
 @torch.no_grad()
-def soft_labels(teacher: nn.Module, texts: Sequence[str], batch_size: int = 16,
-                temperature: float = 2.0) -> torch.Tensor:
+def soft_labels(
+    teacher: nn.Module, texts: Sequence[str], batch_size: int = 16, temperature: float = 2.0
+) -> torch.Tensor:
     """``(N, C)`` class distributions the teacher gives ``texts``: ``softmax(scores / T)`` (PET: T = 2)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     texts = list(texts)
     with eval_mode(teacher):
-        scores = torch.cat([teacher(texts[i:i + batch_size]).float().cpu()
-                            for i in range(0, len(texts), batch_size)])  # (N, C)
+        scores = torch.cat(
+            [teacher(texts[i : i + batch_size]).float().cpu() for i in range(0, len(texts), batch_size)]
+        )  # (N, C)
     return F.softmax(scores / temperature, dim=-1)
 
 
@@ -226,19 +253,33 @@ def distillation_loss(method: nn.Module, batch: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def distillation_kl(student: nn.Module, texts: Sequence[str], targets: torch.Tensor,
-                    batch_size: int = 16) -> float:
+def distillation_kl(
+    student: nn.Module, texts: Sequence[str], targets: torch.Tensor, batch_size: int = 16
+) -> float:
     """Mean ``KL(targets ‖ student)`` over ``texts``: how far the student is from its teacher."""
     texts = list(texts)
     with eval_mode(student):
-        log_p = torch.cat([F.log_softmax(student(texts[i:i + batch_size]).float().cpu(), -1)
-                           for i in range(0, len(texts), batch_size)])  # (N, C)
+        log_p = torch.cat(
+            [
+                F.log_softmax(student(texts[i : i + batch_size]).float().cpu(), -1)
+                for i in range(0, len(texts), batch_size)
+            ]
+        )  # (N, C)
     q = targets.float().cpu()
     return float((q * (q.clamp_min(1e-12).log() - log_p)).sum(-1).mean())
 
 
-def distil(student: nn.Module, texts: Sequence[str], targets: torch.Tensor, *, steps: int, lr: float,
-           batch_size: int, seed: int = 0, **fit_kwargs) -> History:
+def distil(
+    student: nn.Module,
+    texts: Sequence[str],
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int = 0,
+    **fit_kwargs,
+) -> History:
     """Train ``student`` to match ``targets (N, C)`` on ``texts`` (PET's final distillation step)."""
     texts = list(texts)
     if len(texts) != len(targets):
@@ -246,5 +287,13 @@ def distil(student: nn.Module, texts: Sequence[str], targets: torch.Tensor, *, s
     if targets.dim() != 2 or not torch.allclose(targets.sum(-1).cpu(), torch.ones(len(targets)), atol=1e-4):
         raise ValueError("targets must be (N, C) rows of class probabilities summing to 1 (see soft_labels)")
     data = Dataset.from_dict({"text": texts, "soft": targets.tolist()})
-    return fit(student, data, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-               loss_fn=distillation_loss, **fit_kwargs)
+    return fit(
+        student,
+        data,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        loss_fn=distillation_loss,
+        **fit_kwargs,
+    )

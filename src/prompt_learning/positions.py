@@ -26,20 +26,28 @@ def max_positions(model: nn.Module) -> int | None:
     return n
 
 
-def check_positions(model: nn.Module, text_length: int, virtual: int = 0, what: str = "virtual tokens") -> None:
+def check_positions(
+    model: nn.Module, text_length: int, virtual: int = 0, what: str = "virtual tokens"
+) -> None:
     """Raise before any compute if ``virtual`` + ``text_length`` positions exceed the backbone's."""
     limit = max_positions(model)
     if limit is None or virtual + text_length <= limit:
         return
     if virtual >= limit:
-        raise PositionError(f"{virtual} {what} alone need more than the {limit} positions of "
-                            f"{type(model).__name__}: use fewer than {limit} {what}")
-    raise PositionError(f"{virtual} {what} + max_length {text_length} need {virtual + text_length} positions, "
-                        f"but {type(model).__name__} has {limit}: lower max_length to at most {limit - virtual}"
-                        + (f" or use fewer {what}" if virtual else ""))
+        raise PositionError(
+            f"{virtual} {what} alone need more than the {limit} positions of "
+            f"{type(model).__name__}: use fewer than {limit} {what}"
+        )
+    raise PositionError(
+        f"{virtual} {what} + max_length {text_length} need {virtual + text_length} positions, "
+        f"but {type(model).__name__} has {limit}: lower max_length to at most {limit - virtual}"
+        + (f" or use fewer {what}" if virtual else "")
+    )
 
 
-def position_ids(attention_mask: torch.Tensor, offset: int = 0, model: nn.Module | None = None) -> torch.Tensor:
+def position_ids(
+    attention_mask: torch.Tensor, offset: int = 0, model: nn.Module | None = None
+) -> torch.Tensor:
     """Positions ``(B, T)`` of every column of ``attention_mask``: real tokens count from ``offset``.
 
     Left or right padding gives a real token the same position (padding columns get a position

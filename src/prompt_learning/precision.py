@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import platform
 from collections.abc import Iterator
 
 import torch
@@ -48,8 +50,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise PrecisionError(f"device {str(device)!r} was asked for but no CUDA GPU is visible; "
-                             "use device='auto' or 'cpu'")
+        raise PrecisionError(
+            f"device {str(device)!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'"
+        )
     return device
 
 
@@ -67,6 +70,26 @@ def cpu_has_fast_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
+def cpu_description() -> str:
+    """The CPU's model, its cores and its bf16 flags, as every timing should record them.
+
+    For example ``"AMD EPYC 9B14, 2 cores, avx512_bf16 yes, amx_bf16 no"``: timings differ between
+    machines of the same size, by about 2x between one with AMX and one without.
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    marks = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512_bf16", "amx_bf16"))
+    return f"{model}, {os.cpu_count()} cores, {marks}"
+
+
 def auto_precision(device: torch.device | str) -> str:
     """The precision ``"auto"`` stands for on ``device``: ``"bf16"``, ``"fp16"`` or ``"no"``."""
     device = torch.device(device)
@@ -81,16 +104,19 @@ def auto_precision(device: torch.device | str) -> str:
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``precision`` checked against ``device``; ``"auto"`` replaced by :func:`auto_precision`."""
     if precision not in PRECISIONS:
-        raise PrecisionError(f"mixed precision {precision!r} is not one of {PRECISIONS}; "
-                             "'auto' follows the hardware")
+        raise PrecisionError(
+            f"mixed precision {precision!r} is not one of {PRECISIONS}; 'auto' follows the hardware"
+        )
     device = torch.device(device)
     if precision == "auto":
         return auto_precision(device)
     if precision == "fp16" and device.type == "cpu":
         raise PrecisionError("fp16 autocast is for GPUs; on a CPU use 'bf16' (fast with AMX) or 'no'")
     if precision == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
-        raise PrecisionError(f"{torch.cuda.get_device_name(device)} has no native bf16 (compute capability "
-                             "below 8, e.g. a T4); use 'fp16' (with loss scaling) or 'auto'")
+        raise PrecisionError(
+            f"{torch.cuda.get_device_name(device)} has no native bf16 (compute capability "
+            "below 8, e.g. a T4); use 'fp16' (with loss scaling) or 'auto'"
+        )
     return precision
 
 
@@ -124,8 +150,10 @@ def one_device(module: nn.Module) -> torch.device:
     devices = {p.device for p in module.parameters()}
     if len(devices) > 1:
         names = sorted({f"{n} on {p.device}" for n, p in module.named_parameters()})[:4]
-        raise PrecisionError(f"{type(module).__name__} has parameters on several devices ({names} …); "
-                             "load the backbone with device= and build the method after it")
+        raise PrecisionError(
+            f"{type(module).__name__} has parameters on several devices ({names} …); "
+            "load the backbone with device= and build the method after it"
+        )
     return devices.pop() if devices else torch.device("cpu")
 
 
@@ -146,8 +174,11 @@ def frozen_weights_cast(module: nn.Module, device: torch.device | str, precision
         yield
         return
     dtype = _DTYPES[precision]
-    frozen = [m for m in module.modules() if isinstance(m, nn.Linear)
-              and not m.weight.requires_grad and m.weight.dtype == torch.float32]
+    frozen = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.Linear) and not m.weight.requires_grad and m.weight.dtype == torch.float32
+    ]
     originals = [m.weight for m in frozen]
     copies: dict[int, nn.Parameter] = {}  # one copy per weight, however many modules share it
     try:
@@ -164,6 +195,8 @@ def frozen_weights_cast(module: nn.Module, device: torch.device | str, precision
 @contextlib.contextmanager
 def no_autocast() -> Iterator[None]:
     """Leave autocast for a block that must run in full precision (e.g. a loss on fp32 logits)."""
-    with torch.autocast("cpu", enabled=False), (torch.autocast("cuda", enabled=False)
-                                                if torch.cuda.is_available() else contextlib.nullcontext()):
+    with (
+        torch.autocast("cpu", enabled=False),
+        torch.autocast("cuda", enabled=False) if torch.cuda.is_available() else contextlib.nullcontext(),
+    ):
         yield

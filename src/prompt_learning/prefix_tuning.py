@@ -22,7 +22,13 @@ from torch import nn
 
 from .backbones import Backbone
 from .kv_prefix import (
-    AttentionSlot, KVPrefix, PrefixError, capture_kv, check_length, enable_prefixes, prefixed_forward,
+    AttentionSlot,
+    KVPrefix,
+    PrefixError,
+    capture_kv,
+    check_length,
+    enable_prefixes,
+    prefixed_forward,
 )
 from .method import PromptLearningConfig, PromptMethod, check_inputs, enum_value
 from .templates import Template
@@ -61,15 +67,16 @@ def split_table(table: torch.Tensor, slots: list[AttentionSlot]) -> tuple[dict, 
     keys, values, start, p = {}, {}, 0, table.shape[0]
     for s in slots:
         n = s.kv_heads * s.head_dim
-        k, v = table[:, start:start + n], table[:, start + n:start + 2 * n]  # (P, H_kv·d) each
+        k, v = table[:, start : start + n], table[:, start + n : start + 2 * n]  # (P, H_kv·d) each
         keys[s] = k.reshape(p, s.kv_heads, s.head_dim).permute(1, 0, 2).unsqueeze(0)  # (1, H_kv, P, d)
         values[s] = v.reshape(p, s.kv_heads, s.head_dim).permute(1, 0, 2).unsqueeze(0)
         start += 2 * n
     return keys, values
 
 
-def join_table(kv: dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]],
-               slots: list[AttentionSlot]) -> torch.Tensor:
+def join_table(
+    kv: dict[AttentionSlot, tuple[torch.Tensor, torch.Tensor]], slots: list[AttentionSlot]
+) -> torch.Tensor:
     """Inverse of :func:`split_table` for one sequence: ``(1, H_kv, P, d)`` pairs → ``(P, W)``."""
     flat = lambda x: x[0].permute(1, 0, 2).reshape(x.shape[2], -1)  # noqa: E731  (P, H_kv·d)
     return torch.cat([torch.cat([flat(kv[s][0]), flat(kv[s][1])], -1) for s in slots], -1)  # (P, W)
@@ -83,8 +90,15 @@ class PrefixEncoder(nn.Module):
     ``W = Σ_slots 2·H_kv·d``.
     """
 
-    def __init__(self, slots: list[AttentionSlot], num_tokens: int, reparameterize: bool,
-                 embed_dim: int, hidden: int = 512, init_std: float = 1.0):
+    def __init__(
+        self,
+        slots: list[AttentionSlot],
+        num_tokens: int,
+        reparameterize: bool,
+        embed_dim: int,
+        hidden: int = 512,
+        init_std: float = 1.0,
+    ):
         super().__init__()
         self.slots, self.num_tokens = list(slots), num_tokens
         width = sum(s.width for s in self.slots)
@@ -132,8 +146,9 @@ class PrefixEncoder(nn.Module):
         return float((self.full_table() - target).pow(2).mean())
 
 
-def word_activations(backbone: Backbone, text: str, num_tokens: int,
-                     slots: list[AttentionSlot]) -> torch.Tensor:
+def word_activations(
+    backbone: Backbone, text: str, num_tokens: int, slots: list[AttentionSlot]
+) -> torch.Tensor:
     """The table ``(P, W)`` of keys/values the backbone computes on ``text`` (repeated or cut to P tokens)."""
     ids = backbone.tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
@@ -157,15 +172,23 @@ class PrefixTuning(PromptMethod):
 
     config_class = PrefixTuningConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str | None = None,
-                 verbalizer: Verbalizer | None = None, config: PrefixTuningConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str | None = None,
+        verbalizer: Verbalizer | None = None,
+        config: PrefixTuningConfig | None = None,
+    ):
         config = config if config is not None else PrefixTuningConfig()
         if (template is None) != (verbalizer is None):
-            raise PrefixError("classification needs both a template and a verbalizer "
-                              "(or neither, to generate)")
+            raise PrefixError(
+                "classification needs both a template and a verbalizer (or neither, to generate)"
+            )
         if backbone.kind == "encoder":
-            raise PrefixError(f"{backbone.name!r} has no LM head, so there is nothing to generate or fill "
-                              "in: use PTuningV2 (deep prompts with a classification head) on an encoder")
+            raise PrefixError(
+                f"{backbone.name!r} has no LM head, so there is nothing to generate or fill "
+                "in: use PTuningV2 (deep prompts with a classification head) on an encoder"
+            )
         super().__init__(backbone, config, verbalizer.labels if verbalizer is not None else [])
         self.model.requires_grad_(False)
         self.slot_of = enable_prefixes(self.model)  # attention module → slot
@@ -175,8 +198,10 @@ class PrefixTuning(PromptMethod):
         self.causal = backbone.kind == "causal-lm"
         if self.template is not None:
             if self.template.num_virtual_tokens:
-                raise PrefixError(f"{self.template!r} marks virtual tokens among its words; a prefix lives in "
-                                  "the layers, not in the text: use a hard template")
+                raise PrefixError(
+                    f"{self.template!r} marks virtual tokens among its words; a prefix lives in "
+                    "the layers, not in the text: use a hard template"
+                )
             if self.causal:
                 self.template.check_causal()
             self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)
@@ -186,9 +211,14 @@ class PrefixTuning(PromptMethod):
             check_length(self.model, config.num_virtual_tokens, 1, config.shift_positions)
         with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
             torch.manual_seed(config.seed)
-            self.prompts = PrefixEncoder(self.slots, config.num_virtual_tokens, config.reparameterize,
-                                         self.model.get_input_embeddings().weight.shape[1], config.reparam_hidden,
-                                         config.init_std).to(self.device)  # fp32
+            self.prompts = PrefixEncoder(
+                self.slots,
+                config.num_virtual_tokens,
+                config.reparameterize,
+                self.model.get_input_embeddings().weight.shape[1],
+                config.reparam_hidden,
+                config.init_std,
+            ).to(self.device)  # fp32
             self.init_error = 0.0
             if config.init is PrefixInit.WORDS and config.num_virtual_tokens > 0:
                 target = word_activations(backbone, config.init_text, config.num_virtual_tokens, self.slots)
@@ -211,51 +241,76 @@ class PrefixTuning(PromptMethod):
     def forward(self, texts) -> torch.Tensor:
         """Class logits ``(B, C)`` through the template and verbalizer, with the prefix."""
         if self.template is None:
-            raise PrefixError("this PrefixTuning was built for generation: pass template= and verbalizer= "
-                              "to classify, or call generate()/lm_loss()")
+            raise PrefixError(
+                "this PrefixTuning was built for generation: pass template= and verbalizer= "
+                "to classify, or call generate()/lm_loss()"
+            )
         return self.logits(check_inputs(texts, self.text_columns))
 
     def logits(self, columns: dict[str, list[str]]) -> torch.Tensor:
-        b = {k: v.to(self.device) for k, v in
-             self.template.encode(self.tokenizer, columns, self.config.max_length, causal=self.causal).items()}
+        b = {
+            k: v.to(self.device)
+            for k, v in self.template.encode(
+                self.tokenizer, columns, self.config.max_length, causal=self.causal
+            ).items()
+        }
         if self.causal:
-            logits = prefixed_forward(self.model, self.prefix(), b["input_ids"], b["attention_mask"],
-                                      logits_to_keep=1).logits[:, -1]  # (B, V)
+            logits = prefixed_forward(
+                self.model, self.prefix(), b["input_ids"], b["attention_mask"], logits_to_keep=1
+            ).logits[:, -1]  # (B, V)
         else:
             rows = torch.arange(b["input_ids"].shape[0], device=self.device)
-            logits = prefixed_forward(self.model, self.prefix(), b["input_ids"],
-                                      b["attention_mask"]).logits[rows, b["mask_pos"]]  # (B, V)
+            logits = prefixed_forward(self.model, self.prefix(), b["input_ids"], b["attention_mask"]).logits[
+                rows, b["mask_pos"]
+            ]  # (B, V)
         return self.verbalizer.class_logits(logits, self.label_ids)  # (B, C)
 
     def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:
         """Teacher-forced cross-entropy of ``targets`` given ``sources``, with the prefix."""
         self._check_generative()
         sources, targets = check_inputs(sources)["text"], check_inputs(targets)["text"]
-        batch = encode_pairs(self.tokenizer, sources, targets, seq2seq=self.backbone.kind == "seq2seq",
-                             device=self.device)
+        batch = encode_pairs(
+            self.tokenizer, sources, targets, seq2seq=self.backbone.kind == "seq2seq", device=self.device
+        )
         return lm_loss(self.model, batch, prefix=self.prefix())
 
     def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
         """Greedy continuations of ``sources`` (cut at the first newline when ``newline``)."""
         self._check_generative()
-        b = encode_pairs(self.tokenizer, check_inputs(sources)["text"], None,
-                         seq2seq=self.backbone.kind == "seq2seq", device=self.device)
+        b = encode_pairs(
+            self.tokenizer,
+            check_inputs(sources)["text"],
+            None,
+            seq2seq=self.backbone.kind == "seq2seq",
+            device=self.device,
+        )
         with torch.no_grad():
             prefix = self.prefix()
-        ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], prefix=prefix,
-                              max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(self.tokenizer, newline),
-                              pad_id=self.tokenizer.pad_token_id)
+        ids = greedy_generate(
+            self.model,
+            b["input_ids"],
+            b["attention_mask"],
+            prefix=prefix,
+            max_new_tokens=max_new_tokens,
+            stop_ids=stop_token_ids(self.tokenizer, newline),
+            pad_id=self.tokenizer.pad_token_id,
+        )
         return decode(self.tokenizer, ids, newline)
 
     def _check_generative(self) -> None:
         if self.backbone.kind not in ("causal-lm", "seq2seq"):
-            raise PrefixError(f"generation needs a causal LM or an encoder-decoder; {self.backbone.name!r} "
-                              f"is a {self.backbone.kind}")
+            raise PrefixError(
+                f"generation needs a causal LM or an encoder-decoder; {self.backbone.name!r} "
+                f"is a {self.backbone.kind}"
+            )
 
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern if self.template is not None else None,
-                "verbalizer": self.verbalizer.spec() if self.verbalizer is not None else None,
-                "config": self.config.to_dict(), "collapsed": not self.prompts.reparameterized}
+        return {
+            "template": self.template.pattern if self.template is not None else None,
+            "verbalizer": self.verbalizer.spec() if self.verbalizer is not None else None,
+            "config": self.config.to_dict(),
+            "collapsed": not self.prompts.reparameterized,
+        }
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PrefixTuning:

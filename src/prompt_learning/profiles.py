@@ -64,8 +64,10 @@ class Profile:
         if self.sizes not in SIZE_ROWS:
             raise ProfileError(f"profile {self.name!r}: sizes must be one of {SIZE_ROWS}, got {self.sizes!r}")
         if self.mixed_precision not in PRECISIONS:
-            raise ProfileError(f"profile {self.name!r}: mixed_precision must be one of {PRECISIONS}, "
-                               f"got {self.mixed_precision!r}")
+            raise ProfileError(
+                f"profile {self.name!r}: mixed_precision must be one of {PRECISIONS}, "
+                f"got {self.mixed_precision!r}"
+            )
 
     @property
     def precision(self) -> str:
@@ -80,37 +82,97 @@ class Profile:
             precision = f"{self.mixed_precision!r}, not usable here: {e}"
         zh = f", Chinese MLM {self.chinese_mlm}" if self.chinese_mlm else ""
         source = "hub" if self.hub else "embedded"
-        text = (f"profile {self.name!r}: sizes {self.sizes!r}, {source} backbones: "
-                f"causal LM {self.causal_lm}, encoder {self.encoder}, masked LM {self.masked_lm}{zh}; "
-                f"{self.n_eval} test examples, seeds {list(self.seeds)}, k {list(self.shots)}, "
-                f"{self.steps} steps × batch {self.batch_size}, device {device_name()}, "
-                f"precision {precision}")
+        text = (
+            f"profile {self.name!r}: sizes {self.sizes!r}, {source} backbones: "
+            f"causal LM {self.causal_lm}, encoder {self.encoder}, masked LM {self.masked_lm}{zh}; "
+            f"{self.n_eval} test examples, seeds {list(self.seeds)}, k {list(self.shots)}, "
+            f"{self.steps} steps × batch {self.batch_size}, device {device_name()}, "
+            f"precision {precision}"
+        )
         if self.standins:
-            text += (f"; offline stand-ins: embedded backbones in place of the hub's "
-                     f"{', '.join(self.standins)} (the hub-only sections are skipped)")
+            text += (
+                f"; offline stand-ins: embedded backbones in place of the hub's "
+                f"{', '.join(self.standins)} (the hub-only sections are skipped)"
+            )
         return text
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "smollm2-135m", "minilm-l6", "tiny-roberta", None, n_eval=16,
-                     seeds=(0,), shots=(2,), icl_shots=(0, 1), steps=2, batch_size=4, max_length=48,
-                     sizes="smoke"),
-    "cpu": Profile("cpu", "smollm2-135m", "minilm-l6", "tiny-roberta", None, n_eval=200,
-                   seeds=(0, 1, 2), shots=(8, 16), icl_shots=(0, 1, 2, 4, 8), steps=40,
-                   batch_size=8, max_length=64, sizes="cpu"),
-    "gpu": Profile("gpu", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "roberta-large", "roberta-large",
-                   "bert-base-chinese", n_eval=1000, seeds=(0, 1, 2, 3, 4), shots=(4, 8, 16, 32),
-                   icl_shots=(0, 1, 2, 4, 8, 16), steps=250, batch_size=16, max_length=128,
-                   sizes="gpu", hub=True, needs_cuda=True),
+    "smoke": Profile(
+        "smoke",
+        "smollm2-135m",
+        "minilm-l6",
+        "tiny-roberta",
+        None,
+        n_eval=16,
+        seeds=(0,),
+        shots=(2,),
+        icl_shots=(0, 1),
+        steps=2,
+        batch_size=4,
+        max_length=48,
+        sizes="smoke",
+    ),
+    "cpu": Profile(
+        "cpu",
+        "smollm2-135m",
+        "minilm-l6",
+        "tiny-roberta",
+        None,
+        n_eval=200,
+        seeds=(0, 1, 2),
+        shots=(8, 16),
+        icl_shots=(0, 1, 2, 4, 8),
+        steps=40,
+        batch_size=8,
+        max_length=64,
+        sizes="cpu",
+    ),
+    "gpu": Profile(
+        "gpu",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        "roberta-large",
+        "roberta-large",
+        "bert-base-chinese",
+        n_eval=1000,
+        seeds=(0, 1, 2, 3, 4),
+        shots=(4, 8, 16, 32),
+        icl_shots=(0, 1, 2, 4, 8, 16),
+        steps=250,
+        batch_size=16,
+        max_length=128,
+        sizes="gpu",
+        hub=True,
+        needs_cuda=True,
+    ),
     # sized with prompt_learning.budgets: every chapter's largest run under 15 GB and 20 minutes on a T4
-    "t4": Profile("t4", "HuggingFaceTB/SmolLM2-360M-Instruct", "roberta-large", "roberta-large",
-                  "bert-base-chinese", n_eval=1000, seeds=(0, 1), shots=(8, 16, 32),
-                  icl_shots=(0, 1, 2, 4, 8, 16), steps=150, batch_size=16, max_length=128,
-                  sizes="gpu", hub=True, needs_cuda=True),
+    "t4": Profile(
+        "t4",
+        "HuggingFaceTB/SmolLM2-360M-Instruct",
+        "roberta-large",
+        "roberta-large",
+        "bert-base-chinese",
+        n_eval=1000,
+        seeds=(0, 1),
+        shots=(8, 16, 32),
+        icl_shots=(0, 1, 2, 4, 8, 16),
+        steps=150,
+        batch_size=16,
+        max_length=128,
+        sizes="gpu",
+        hub=True,
+        needs_cuda=True,
+    ),
 }
 _SMOKE_SIZED = ("n_eval", "seeds", "shots", "icl_shots", "steps", "batch_size", "max_length")
-PROFILES["rehearsal"] = replace(PROFILES["gpu"], name="rehearsal", sizes="smoke", mixed_precision="bf16",
-                                needs_cuda=False, **{f: getattr(PROFILES["smoke"], f) for f in _SMOKE_SIZED})
+PROFILES["rehearsal"] = replace(
+    PROFILES["gpu"],
+    name="rehearsal",
+    sizes="smoke",
+    mixed_precision="bf16",
+    needs_cuda=False,
+    **{f: getattr(PROFILES["smoke"], f) for f in _SMOKE_SIZED},
+)
 
 STANDIN_ENV = "PROMPT_LEARNING_OFFLINE_STANDINS"
 # embedded backbones a GPU machine without the hub loads in place of the hub profiles' own
@@ -125,6 +187,7 @@ def device_name() -> str:
 def gpu_memory_needed() -> int:
     """Bytes of GPU memory the ``gpu`` profile needs: its largest estimated chapter run plus a margin."""
     from .budgets import CHAPTER_RUNS  # imports this module
+
     return max(r.peak_bytes("bf16") for r in CHAPTER_RUNS["gpu"]) + GPU_MARGIN
 
 
@@ -145,13 +208,16 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     """The profile ``name`` (default: ``$PROMPT_LEARNING_PROFILE``, else cpu / t4 / gpu on Colab)."""
     name = name or os.environ.get("PROMPT_LEARNING_PROFILE") or _default()
     if name not in PROFILES:
-        raise ProfileError(f"unknown profile {name!r}; set PROMPT_LEARNING_PROFILE to one of "
-                           f"{list(PROFILES)}")
+        raise ProfileError(
+            f"unknown profile {name!r}; set PROMPT_LEARNING_PROFILE to one of {list(PROFILES)}"
+        )
     profile = PROFILES[name]
     if profile.needs_cuda and not torch.cuda.is_available():
-        raise ProfileError(f"the {name!r} profile needs a CUDA GPU and none is visible; "
-                           "use PROMPT_LEARNING_PROFILE=cpu (or on Colab: Runtime → Change runtime type → "
-                           "GPU; PROMPT_LEARNING_PROFILE=rehearsal runs its hub branches on a CPU)")
+        raise ProfileError(
+            f"the {name!r} profile needs a CUDA GPU and none is visible; "
+            "use PROMPT_LEARNING_PROFILE=cpu (or on Colab: Runtime → Change runtime type → "
+            "GPU; PROMPT_LEARNING_PROFILE=rehearsal runs its hub branches on a CPU)"
+        )
     if profile.hub and profile.needs_cuda and switch(STANDIN_ENV, default=False):
         profile = _with_standins(profile)
     return replace(profile, **overrides)

@@ -30,8 +30,10 @@ def _betainc(a: float, b: float, x: float) -> float:
     c, d = 1.0, 1.0 / nz(1.0 - (a + b) * x / (a + 1))
     h = d
     for m in range(1, 3000):  # O(√max(a, b)) terms
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 / nz(1.0 + num * d)
             c = nz(1.0 + num / c)
             h *= c * d
@@ -51,8 +53,9 @@ def t_quantile(q: float, df: float) -> float:
     """
     _check_level(q, "q", "0.975 for a two-sided 95% interval")
     if isinstance(df, bool) or not isinstance(df, (int, float, np.number)) or not df > 0:
-        raise ValueError(f"df must be a positive number of degrees of freedom (n − 1 for n values); "
-                         f"got {df!r}")
+        raise ValueError(
+            f"df must be a positive number of degrees of freedom (n − 1 for n values); got {df!r}"
+        )
     if q == 0.5:
         return 0.0
     if q < 0.5:

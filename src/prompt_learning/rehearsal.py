@@ -34,8 +34,15 @@ from pathlib import Path
 import torch
 from tokenizers import AddedToken, ByteLevelBPETokenizer
 from transformers import (
-    BertConfig, BertForMaskedLM, BertTokenizer, GPT2Tokenizer, LlamaConfig, LlamaForCausalLM, RobertaConfig,
-    RobertaForMaskedLM, RobertaTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertTokenizer,
+    GPT2Tokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaTokenizer,
 )
 from transformers.utils import logging as hf_logging
 
@@ -76,16 +83,32 @@ CHAPTER_WORDS = (
     "In short The critic verdict Movie review Did like the Is or Answer Text Question topic Topic Article "
     "Headline Write a short headline for this news article Which about Summarize one sentiment"
 ).split()
-SMOLLM2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>",
-                    "<filename>", "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>",
-                    "<jupyter_start>", "<jupyter_text>", "<jupyter_code>", "<jupyter_output>",
-                    "<jupyter_script>", "<empty_output>"]
+SMOLLM2_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<repo_name>",
+    "<reponame>",
+    "<file_sep>",
+    "<filename>",
+    "<gh_stars>",
+    "<issue_start>",
+    "<issue_comment>",
+    "<issue_closed>",
+    "<jupyter_start>",
+    "<jupyter_text>",
+    "<jupyter_code>",
+    "<jupyter_output>",
+    "<jupyter_script>",
+    "<empty_output>",
+]
 SMOLLM2_CHAT_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
     "<|im_end|>\\n' }}"
     "{% endif %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 CJK_PUNCTUATION = "，。！？、；：“”‘’（）《》【】「」…—·～"
 
 
@@ -95,8 +118,13 @@ class RehearsalError(RuntimeError):
 
 def hub_ids() -> list[str]:
     """Every hub id a profile loads (the ones with ``hub=True``), in profile order."""
-    ids = [getattr(p, f) for p in PROFILES.values() if p.hub
-           for f in ("causal_lm", "encoder", "masked_lm", "chinese_mlm") if getattr(p, f)]
+    ids = [
+        getattr(p, f)
+        for p in PROFILES.values()
+        if p.hub
+        for f in ("causal_lm", "encoder", "masked_lm", "chinese_mlm")
+        if getattr(p, f)
+    ]
     return list(dict.fromkeys(ids))
 
 
@@ -105,23 +133,36 @@ def _byte_bpe(cls, specials: list[str], **kwargs):
     words = sorted(set(WORDS) | set(CHAPTER_WORDS))
     corpus = [" ".join(words[i:] + words[:i]) for i in range(len(words))] + words * 4  # " word" and "word"
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=4000, min_frequency=1, special_tokens=specials,
-                            show_progress=False)
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" "))
-              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    bpe.train_from_iterator(
+        corpus, vocab_size=4000, min_frequency=1, special_tokens=specials, show_progress=False
+    )
+    merges = [
+        tuple(m) if isinstance(m, list) else tuple(m.split(" "))
+        for m in json.loads(bpe.to_str())["model"]["merges"]
+    ]
     return cls(vocab=bpe.get_vocab(), merges=merges, **kwargs)
 
 
 @functools.cache
 def _tokenizer(family: str):
     if family == "smollm2":
-        tok = _byte_bpe(GPT2Tokenizer, SMOLLM2_SPECIALS, unk_token="<|endoftext|>", bos_token="<|im_start|>",
-                        eos_token="<|im_end|>", pad_token="<|im_end|>", add_prefix_space=False)
+        tok = _byte_bpe(
+            GPT2Tokenizer,
+            SMOLLM2_SPECIALS,
+            unk_token="<|endoftext|>",
+            bos_token="<|im_start|>",
+            eos_token="<|im_end|>",
+            pad_token="<|im_end|>",
+            add_prefix_space=False,
+        )
         tok.chat_template = SMOLLM2_CHAT_TEMPLATE
         return tok
     if family == "roberta":  # "<mask>" swallows the space before it, so " great" fills it
-        return _byte_bpe(RobertaTokenizer, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                         mask_token=AddedToken("<mask>", lstrip=True, rstrip=False))
+        return _byte_bpe(
+            RobertaTokenizer,
+            ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
+        )
     if family == "bert-chinese":  # bert-base-chinese's special ids: [PAD] 0, [UNK] 100, [CLS] 101 …
         specials = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         ascii_ = [chr(c) for c in range(33, 127)]
@@ -134,17 +175,35 @@ def _tokenizer(family: str):
 
 def _model(spec: StandIn, tok, seed: int):
     torch.manual_seed(seed)
-    common = dict(vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-                  num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
-                  max_position_embeddings=spec.positions)
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.intermediate,
+        max_position_embeddings=spec.positions,
+    )
     if spec.family == "smollm2":
-        cfg = LlamaConfig(**common, num_key_value_heads=spec.kv_heads, rope_theta=spec.rope_theta,
-                          rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        cfg = LlamaConfig(
+            **common,
+            num_key_value_heads=spec.kv_heads,
+            rope_theta=spec.rope_theta,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
         return LlamaForCausalLM(cfg)
     if spec.family == "roberta":
-        cfg = RobertaConfig(**common, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=tok.pad_token_id,
-                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        cfg = RobertaConfig(
+            **common,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
         return RobertaForMaskedLM(cfg)
     return BertForMaskedLM(BertConfig(**common, type_vocab_size=2, pad_token_id=tok.pad_token_id))
 
@@ -156,8 +215,9 @@ def _commit(name: str) -> str:
 def _write_repo(hub: Path, name: str) -> None:
     """``hub/models--org--name``: ``refs/main`` and one snapshot with weights, config and tokenizer."""
     if name not in STANDINS:
-        raise RehearsalError(f"no stand-in for hub id {name!r}; add one to STANDINS "
-                             f"(known: {list(STANDINS)})")
+        raise RehearsalError(
+            f"no stand-in for hub id {name!r}; add one to STANDINS (known: {list(STANDINS)})"
+        )
     spec, commit = STANDINS[name], _commit(name)
     repo = hub / ("models--" + name.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
@@ -171,7 +231,8 @@ def _write_repo(hub: Path, name: str) -> None:
         f"# Stand-in for {name}\n\nA tiny RANDOM {type(model).__name__} "
         f"({model.num_parameters():,} parameters) "
         "with a tokenizer of the same family, written by `prompt_learning.rehearsal` so that the book's hub "
-        "code paths run offline. It is not the real model: its outputs mean nothing.\n")
+        "code paths run offline. It is not the real model: its outputs mean nothing.\n"
+    )
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
 
@@ -188,8 +249,10 @@ def build_hub_cache(hf_home: str | Path, names: list[str] | tuple[str, ...] | No
     marker = hf_home / MARKER
     if hf_home.exists():
         if not marker.exists():
-            raise RehearsalError(f"{hf_home} exists and is not a rehearsal cache; refusing to replace it. "
-                                 "Give a new or empty folder (e.g. _build/rehearsal-hub)")
+            raise RehearsalError(
+                f"{hf_home} exists and is not a rehearsal cache; refusing to replace it. "
+                "Give a new or empty folder (e.g. _build/rehearsal-hub)"
+            )
         built = json.loads(marker.read_text())
         if built.get("format") == FORMAT and set(names) <= set(built.get("names", ())):
             return hf_home
@@ -213,8 +276,12 @@ def build_hub_cache(hf_home: str | Path, names: list[str] | tuple[str, ...] | No
 
 def environment(hf_home: str | Path) -> dict[str, str]:
     """The variables that point the hub libraries (read at import) at the cache, offline."""
-    return {"HF_HOME": str(Path(hf_home).absolute()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "PROMPT_LEARNING_PROFILE": "rehearsal"}
+    return {
+        "HF_HOME": str(Path(hf_home).absolute()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PROMPT_LEARNING_PROFILE": "rehearsal",
+    }
 
 
 _CHECK = r"""
@@ -248,8 +315,9 @@ print(json.dumps(report))
 """
 
 
-def check_hub_cache(hf_home: str | Path, names: list[str] | None = None,
-                    timeout: float = 600) -> dict[str, dict]:
+def check_hub_cache(
+    hf_home: str | Path, names: list[str] | None = None, timeout: float = 600
+) -> dict[str, dict]:
     """Load every name from ``hf_home`` in a fresh process with the hub offline; what each loaded as.
 
     A fresh process because ``huggingface_hub`` reads ``HF_HOME`` when it is imported.
@@ -258,16 +326,23 @@ def check_hub_cache(hf_home: str | Path, names: list[str] | None = None,
     shadows = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")  # would win over HF_HOME
     env = {k: v for k, v in os.environ.items() if k not in shadows}
     env |= environment(hf_home)
-    run = subprocess.run([sys.executable, "-c", _CHECK, json.dumps(names)], env=env, capture_output=True,
-                         text=True, check=False, timeout=timeout)
+    run = subprocess.run(
+        [sys.executable, "-c", _CHECK, json.dumps(names)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
     if run.returncode != 0:
         raise RehearsalError(f"loading from {hf_home} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m prompt_learning.rehearsal",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m prompt_learning.rehearsal", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="write the stand-in hub cache into DIR and print what to export")
     build.add_argument("dir", type=Path)
@@ -281,8 +356,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"export {key}={value}")
     else:
         for name, r in check_hub_cache(args.dir).items():
-            print(f"{name}: {r['class']} ({r['kind']}), vocab {r['vocab']}, logits {r['logits']}, "
-                  f"mask {r['mask_token']}")
+            print(
+                f"{name}: {r['class']} ({r['kind']}), vocab {r['vocab']}, logits {r['logits']}, "
+                f"mask {r['mask_token']}"
+            )
 
 
 if __name__ == "__main__":

@@ -75,13 +75,16 @@ class PromptTuningConfig(PromptLearningConfig):
         if self.num_virtual_tokens < 1:
             raise SoftPromptError(
                 f"num_virtual_tokens must be a positive integer, got {self.num_virtual_tokens!r}: "
-                "a soft prompt needs at least one virtual token (Lester et al. use 1 to 150)")
+                "a soft prompt needs at least one virtual token (Lester et al. use 1 to 150)"
+            )
         self.num_virtual_tokens = int(self.num_virtual_tokens)
         self.init = enum_value(PromptTuningInit, self.init, "init")
         self.readout = enum_value(Readout, self.readout, "readout")
         if self.init == PromptTuningInit.TEXT and not (self.init_text or "").strip():
-            raise SoftPromptError("init='TEXT' needs init_text (e.g. 'Classify the sentiment of this "
-                                  "review.'); or choose init='SAMPLE_VOCAB' or 'RANDOM'")
+            raise SoftPromptError(
+                "init='TEXT' needs init_text (e.g. 'Classify the sentiment of this "
+                "review.'); or choose init='SAMPLE_VOCAB' or 'RANDOM'"
+            )
 
 
 def freeze(model: nn.Module) -> None:
@@ -103,8 +106,13 @@ class SoftPromptClassifier(PromptMethod):
     virtual token stands at each position (-1 for a real token).
     """
 
-    def __init__(self, backbone: Backbone, template: Template | None, verbalizer: Verbalizer | Sequence[str] | None,
-                 config: PromptLearningConfig):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | None,
+        verbalizer: Verbalizer | Sequence[str] | None,
+        config: PromptLearningConfig,
+    ):
         super().__init__(backbone, config, _labels(verbalizer))
         freeze(self.model)
         self.template = template
@@ -120,11 +128,15 @@ class SoftPromptClassifier(PromptMethod):
             raise SoftPromptError(f"{backbone.name!r} has no mask token")
         if self.readout == Readout.VERBALIZER:
             if self.verbalizer is None:
-                raise SoftPromptError("the verbalizer readout needs a Verbalizer (label words); pass one, or "
-                                      "set readout='head' to train a classification head on the class names")
+                raise SoftPromptError(
+                    "the verbalizer readout needs a Verbalizer (label words); pass one, or "
+                    "set readout='head' to train a classification head on the class names"
+                )
             if backbone.kind not in ("causal-lm", "masked-lm"):
-                raise SoftPromptError(f"the verbalizer readout needs an LM head; {backbone.name!r} is a "
-                                      f"{backbone.kind}: set readout='head'")
+                raise SoftPromptError(
+                    f"the verbalizer readout needs an LM head; {backbone.name!r} is a "
+                    f"{backbone.kind}: set readout='head'"
+                )
             self.label_ids = self.verbalizer.token_ids(self.tokenizer, space_before=template.mask_space)
         else:
             if len(self.labels) < 2:
@@ -160,8 +172,10 @@ class SoftPromptClassifier(PromptMethod):
 
     def _classify_columns(self, texts) -> dict[str, list[str]]:
         if self.template is None:
-            raise SoftPromptError(f"this {type(self).__name__} was built for generation (no template): pass a "
-                                  "template and verbalizer to classify, or call generate()/lm_loss()")
+            raise SoftPromptError(
+                f"this {type(self).__name__} was built for generation (no template): pass a "
+                "template and verbalizer to classify, or call generate()/lm_loss()"
+            )
         return check_inputs(texts, self.text_columns)
 
     def slot_logits(self, b: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
@@ -177,13 +191,18 @@ class SoftPromptClassifier(PromptMethod):
         b = self.encode(self._classify_columns(texts))
         return self.slot_logits(b, self.embed(b["input_ids"], b["virtual_index"]))  # (B, V)
 
-    def slot_hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
-                    mask_pos: torch.Tensor) -> torch.Tensor:
+    def slot_hidden(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor
+    ) -> torch.Tensor:
         """Last-layer hidden state ``(B, H)`` in the answer slot (head readout)."""
         base = self.model.base_model
         if self.causal:
-            out = base(inputs_embeds=embeds, attention_mask=attention_mask,
-                       position_ids=position_ids(attention_mask), use_cache=False)
+            out = base(
+                inputs_embeds=embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask),
+                use_cache=False,
+            )
             return out.last_hidden_state[:, -1]  # (B, H): the position that predicts the answer
         rows = torch.arange(embeds.shape[0], device=embeds.device)
         return base(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state[rows, mask_pos]
@@ -213,9 +232,15 @@ def verbalizer_from_spec(spec: dict) -> Verbalizer | list[str] | None:
     return Verbalizer.from_spec(spec)
 
 
-def initial_prompt(embeddings: torch.Tensor, n: int, init: PromptTuningInit,
-                   token_ids: list[int] | None = None, vocab_sample_size: int = 5000,
-                   exclude: Sequence[int] = (), seed: int = 0) -> torch.Tensor:
+def initial_prompt(
+    embeddings: torch.Tensor,
+    n: int,
+    init: PromptTuningInit,
+    token_ids: list[int] | None = None,
+    vocab_sample_size: int = 5000,
+    exclude: Sequence[int] = (),
+    seed: int = 0,
+) -> torch.Tensor:
     """Starting vectors ``(n, H)`` for a soft prompt (fp32), from the vocabulary ``embeddings (V, H)``."""
     gen = torch.Generator().manual_seed(seed)
     if init == PromptTuningInit.TEXT:
@@ -254,19 +279,29 @@ class PromptTuning(SoftPromptClassifier):
 
     config_class = PromptTuningConfig
 
-    def __init__(self, backbone: Backbone, template: Template | str | None = None,
-                 verbalizer: Verbalizer | Sequence[str] | None = None, config: PromptTuningConfig | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str | None = None,
+        verbalizer: Verbalizer | Sequence[str] | None = None,
+        config: PromptTuningConfig | None = None,
+    ):
         config = config if config is not None else PromptTuningConfig()
         if (template is None) != (verbalizer is None):
-            raise SoftPromptError("classification needs both a template and a verbalizer (or class names); "
-                                  "pass neither to train the prompt for generation")
+            raise SoftPromptError(
+                "classification needs both a template and a verbalizer (or class names); "
+                "pass neither to train the prompt for generation"
+            )
         template = Template(template) if isinstance(template, str) else template
         if template is not None and template.num_virtual_tokens:
-            raise SoftPromptError(f"{template!r} marks virtual tokens among its words: that is P-tuning "
-                                  "(use PTuning); prompt tuning puts num_virtual_tokens before a hard template")
+            raise SoftPromptError(
+                f"{template!r} marks virtual tokens among its words: that is P-tuning "
+                "(use PTuning); prompt tuning puts num_virtual_tokens before a hard template"
+            )
         if template is None and backbone.kind != "causal-lm":
-            raise SoftPromptError(f"generation with a soft prompt needs a causal LM; {backbone.name!r} is a "
-                                  f"{backbone.kind}")
+            raise SoftPromptError(
+                f"generation with a soft prompt needs a causal LM; {backbone.name!r} is a {backbone.kind}"
+            )
         super().__init__(backbone, template, verbalizer, config)
         n = config.num_virtual_tokens
         check_positions(self.model, config.max_length if template is not None else 0, n)
@@ -276,10 +311,18 @@ class PromptTuning(SoftPromptClassifier):
             if len(text_ids) > n:
                 raise SoftPromptError(
                     f"init_text {config.init_text!r} is {len(text_ids)} tokens but the prompt has {n} "
-                    f"virtual tokens: shorten the text or set num_virtual_tokens >= {len(text_ids)}")
+                    f"virtual tokens: shorten the text or set num_virtual_tokens >= {len(text_ids)}"
+                )
         vocab = self.model.get_input_embeddings().weight  # (V, H)
-        start = initial_prompt(vocab, n, config.init, text_ids, config.vocab_sample_size,
-                               self.tokenizer.all_special_ids, config.seed)  # (n, H) fp32
+        start = initial_prompt(
+            vocab,
+            n,
+            config.init,
+            text_ids,
+            config.vocab_sample_size,
+            self.tokenizer.all_special_ids,
+            config.seed,
+        )  # (n, H) fp32
         self.prompt = nn.Parameter(start)
 
     @property
@@ -296,16 +339,19 @@ class PromptTuning(SoftPromptClassifier):
         B, n = b["input_ids"].shape[0], self.num_virtual_tokens
         pad = self.tokenizer.pad_token_id or 0
         virtual = torch.arange(n).expand(B, n)  # (B, n)
-        out = {"input_ids": torch.cat([torch.full((B, n), pad), b["input_ids"]], 1),  # (B, n + T)
-               "attention_mask": torch.cat([torch.ones(B, n, dtype=torch.long), b["attention_mask"]], 1),
-               "virtual_index": torch.cat([virtual, b["virtual_index"]], 1),
-               "mask_pos": b["mask_pos"] + n}  # (B,)
+        out = {
+            "input_ids": torch.cat([torch.full((B, n), pad), b["input_ids"]], 1),  # (B, n + T)
+            "attention_mask": torch.cat([torch.ones(B, n, dtype=torch.long), b["attention_mask"]], 1),
+            "virtual_index": torch.cat([virtual, b["virtual_index"]], 1),
+            "mask_pos": b["mask_pos"] + n,
+        }  # (B,)
         return {k: v.to(self.device) for k, v in out.items()}
 
     # --- generation (no template) -------------------------------------------------------------
     def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:
         """Teacher-forced cross-entropy of ``targets`` given the soft prompt and ``sources``."""
         from .text_generation import encode_pairs, lm_loss
+
         sources, targets = check_inputs(sources)["text"], check_inputs(targets)["text"]
         batch = encode_pairs(self.tokenizer, sources, targets, seq2seq=False, device=self.device)
         return lm_loss(self.model, batch, soft_prompt=self.prompt)
@@ -313,25 +359,42 @@ class PromptTuning(SoftPromptClassifier):
     def generate(self, sources: list[str], max_new_tokens: int = 24, newline: bool = True) -> list[str]:
         """Greedy continuations of ``sources`` after the soft prompt (cut at the first newline)."""
         from .text_generation import decode, encode_pairs, greedy_generate, stop_token_ids
-        b = encode_pairs(self.tokenizer, check_inputs(sources)["text"], None, seq2seq=False, device=self.device)
-        ids = greedy_generate(self.model, b["input_ids"], b["attention_mask"], soft_prompt=self.prompt,
-                              max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(self.tokenizer, newline),
-                              pad_id=self.tokenizer.pad_token_id)
+
+        b = encode_pairs(
+            self.tokenizer, check_inputs(sources)["text"], None, seq2seq=False, device=self.device
+        )
+        ids = greedy_generate(
+            self.model,
+            b["input_ids"],
+            b["attention_mask"],
+            soft_prompt=self.prompt,
+            max_new_tokens=max_new_tokens,
+            stop_ids=stop_token_ids(self.tokenizer, newline),
+            pad_id=self.tokenizer.pad_token_id,
+        )
         return decode(self.tokenizer, ids, newline)
 
     def checkpoint_spec(self) -> dict:
-        return {"template": self.template.pattern if self.template is not None else None,
-                "verbalizer": self._verbalizer_spec(), "config": self.config.to_dict()}
+        return {
+            "template": self.template.pattern if self.template is not None else None,
+            "verbalizer": self._verbalizer_spec(),
+            "config": self.config.to_dict(),
+        }
 
     @classmethod
     def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PromptTuning:
-        return cls(backbone, spec["template"], verbalizer_from_spec(spec["verbalizer"]),
-                   PromptTuningConfig.from_dict(spec["config"]))
+        return cls(
+            backbone,
+            spec["template"],
+            verbalizer_from_spec(spec["verbalizer"]),
+            PromptTuningConfig.from_dict(spec["config"]),
+        )
 
 
 @torch.no_grad()
-def nearest_tokens(prompts: torch.Tensor, embeddings: torch.Tensor,
-                   k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_tokens(
+    prompts: torch.Tensor, embeddings: torch.Tensor, k: int = 5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities and ids ``(n, k)`` of the ``k`` vocabulary vectors nearest each prompt vector."""
     if k < 1:
         raise SoftPromptError(f"k must be at least 1, got {k}")
@@ -339,8 +402,9 @@ def nearest_tokens(prompts: torch.Tensor, embeddings: torch.Tensor,
     return sims.topk(k, dim=-1)
 
 
-def nearest_token_table(method: SoftPromptClassifier, k: int = 5,
-                        prompts: torch.Tensor | None = None) -> pd.DataFrame:
+def nearest_token_table(
+    method: SoftPromptClassifier, k: int = 5, prompts: torch.Tensor | None = None
+) -> pd.DataFrame:
     """One row per virtual token: its ``k`` nearest vocabulary tokens as ``'token (cosine)'``.
 
     ``prompts`` (n, H) defaults to the method's current prompt; pass a saved copy to look back.
@@ -349,7 +413,10 @@ def nearest_token_table(method: SoftPromptClassifier, k: int = 5,
     vocab = method.model.get_input_embeddings().weight  # (V, H)
     sims, ids = nearest_tokens(prompts, vocab, k)
     tok = method.tokenizer
-    cells = [[f"{tok.decode([int(i)])!r} ({s:.2f})" for s, i in zip(row_s.tolist(), row_i.tolist())]
-             for row_s, row_i in zip(sims, ids)]
-    return pd.DataFrame(cells, index=[f"P{i}" for i in range(len(cells))],
-                        columns=[f"nearest {r + 1}" for r in range(k)])
+    cells = [
+        [f"{tok.decode([int(i)])!r} ({s:.2f})" for s, i in zip(row_s.tolist(), row_i.tolist())]
+        for row_s, row_i in zip(sims, ids)
+    ]
+    return pd.DataFrame(
+        cells, index=[f"P{i}" for i in range(len(cells))], columns=[f"nearest {r + 1}" for r in range(k)]
+    )

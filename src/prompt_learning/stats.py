@@ -115,8 +115,10 @@ class Comparison:
 
     def __str__(self) -> str:
         sign = "+" if self.diff > 0 and _pct(self.diff) != "0.0" else ""
-        return (f"a − b = {sign}{_pct(self.diff)} points ({_level(self.level)} CI "
-                f"{_range(self.low, self.high)}, {_p(self.p_value)}, {_n(self.n, self.seeds)})")
+        return (
+            f"a − b = {sign}{_pct(self.diff)} points ({_level(self.level)} CI "
+            f"{_range(self.low, self.high)}, {_p(self.p_value)}, {_n(self.n, self.seeds)})"
+        )
 
 
 # checks ------------------------------------------------------------------------------------------
@@ -124,8 +126,10 @@ def _outcomes(x: npt.ArrayLike, name: str) -> np.ndarray:
     """``x`` as a bool array ``(N,)``, or a ValueError that says what to pass instead."""
     arr = np.asarray(x)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, one 0/1 outcome per test item; got shape {arr.shape} "
-                         "(for several seeds use paired_over_seeds or mean_ci)")
+        raise ValueError(
+            f"{name} must be 1-D, one 0/1 outcome per test item; got shape {arr.shape} "
+            "(for several seeds use paired_over_seeds or mean_ci)"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty; pass one 0/1 outcome per test item")
     if arr.dtype == bool:
@@ -133,8 +137,10 @@ def _outcomes(x: npt.ArrayLike, name: str) -> np.ndarray:
     bad = ~np.isin(arr, (0, 1)) if arr.dtype.kind in "iuf" else np.ones(arr.shape, bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must hold only 0/1 or True/False (1 = correct); got {arr[i].item()!r} at "
-                         f"index {i}: pass per-item correctness such as preds == labels")
+        raise ValueError(
+            f"{name} must hold only 0/1 or True/False (1 = correct); got {arr[i].item()!r} at "
+            f"index {i}: pass per-item correctness such as preds == labels"
+        )
     return arr.astype(bool)
 
 
@@ -144,13 +150,17 @@ def _runs(runs: Sequence[npt.ArrayLike], name: str) -> np.ndarray:
     if not rows:
         raise ValueError(f"{name} is empty; pass one per-item outcome array per seed")
     if any(np.ndim(r) != 1 for r in rows):
-        raise ValueError(f"{name} must be a list of 1-D outcome arrays, one per seed (shape (S, N)); "
-                         "for a single run pass [run] or call paired()")
+        raise ValueError(
+            f"{name} must be a list of 1-D outcome arrays, one per seed (shape (S, N)); "
+            "for a single run pass [run] or call paired()"
+        )
     rows = [_outcomes(r, f"{name}[{s}]") for s, r in enumerate(rows)]
     for s, r in enumerate(rows):
         if r.size != rows[0].size:
-            raise ValueError(f"{name}[{s}] has {r.size:,} items but {name}[0] has {rows[0].size:,}; "
-                             "every seed must be scored on the same test items")
+            raise ValueError(
+                f"{name}[{s}] has {r.size:,} items but {name}[0] has {rows[0].size:,}; "
+                "every seed must be scored on the same test items"
+            )
     return np.stack(rows)  # (S, N)
 
 
@@ -184,14 +194,16 @@ def mean_ci(values: npt.ArrayLike, level: float = 0.95) -> Estimate:
     _check_level(level)
     v = np.asarray(values)
     if v.ndim != 1 or v.size == 0 or v.dtype.kind not in "biuf":
-        raise ValueError(f"values must be a non-empty 1-D list of accuracies, one per seed; "
-                         f"got {values!r}")
+        raise ValueError(f"values must be a non-empty 1-D list of accuracies, one per seed; got {values!r}")
     if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
-        raise ValueError(f"values must be accuracies as fractions in [0, 1] (0.823, not 82.3); "
-                         f"got {values!r}")
+        raise ValueError(
+            f"values must be accuracies as fractions in [0, 1] (0.823, not 82.3); got {values!r}"
+        )
     if v.size < 2:
-        raise ValueError("mean_ci needs at least 2 values (one per seed) to estimate their spread; "
-                         "for a single run use accuracy_ci on its per-item outcomes")
+        raise ValueError(
+            "mean_ci needs at least 2 values (one per seed) to estimate their spread; "
+            "for a single run use accuracy_ci on its per-item outcomes"
+        )
     n, m = v.size, float(v.mean())
     half = t_quantile((1 + level) / 2, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
     return Estimate(m, max(0.0, m - half), min(1.0, m + half), n, level)
@@ -219,22 +231,37 @@ def _bootstrap(diffs: np.ndarray, level: float, resamples: int, seed: int) -> tu
             counts = (picks[:, :, None] == np.arange(S)).sum(1)  # (r, S) times each seed was drawn
             seed_mean = counts @ diffs / S  # (r, N) item differences averaged over the drawn seeds
             per_item = np.take_along_axis(seed_mean, items, axis=1)  # (r, N)
-        stats[start:start + r] = per_item.mean(1)
+        stats[start : start + r] = per_item.mean(1)
     low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
 
-def _compare(a: np.ndarray, b: np.ndarray, p_value: float, level: float, resamples: int,
-             seed: int) -> Comparison:
+def _compare(
+    a: np.ndarray, b: np.ndarray, p_value: float, level: float, resamples: int, seed: int
+) -> Comparison:
     """``a, b (S, N)`` bool → :class:`Comparison` with the given p-value."""
     diffs = a.astype(np.int8) - b.astype(np.int8)  # (S, N) in {-1, 0, 1}
     low, high = _bootstrap(diffs, level, resamples, seed)
-    return Comparison(diff=float(diffs.mean()), low=low, high=high, p_value=p_value, n=a.shape[1],
-                      a_only=int((a & ~b).sum()), b_only=int((~a & b).sum()), level=level, seeds=a.shape[0])
+    return Comparison(
+        diff=float(diffs.mean()),
+        low=low,
+        high=high,
+        p_value=p_value,
+        n=a.shape[1],
+        a_only=int((a & ~b).sum()),
+        b_only=int((~a & b).sum()),
+        level=level,
+        seeds=a.shape[0],
+    )
 
 
-def paired(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, level: float = 0.95,
-           resamples: int = 10_000, seed: int = 0) -> Comparison:
+def paired(
+    correct_a: npt.ArrayLike,
+    correct_b: npt.ArrayLike,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Comparison:
     """Methods a and b on the same test items ``correct_a, correct_b (N,)``.
 
     - ``diff``: accuracy(a) − accuracy(b);
@@ -253,14 +280,21 @@ def paired(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, level: float = 0.
     _check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
     a, b = _outcomes(correct_a, "correct_a"), _outcomes(correct_b, "correct_b")
     if a.size != b.size:
-        raise ValueError(f"correct_a has {a.size:,} items but correct_b has {b.size:,}; a paired comparison "
-                         "needs both methods scored on the same test items, in the same order")
+        raise ValueError(
+            f"correct_a has {a.size:,} items but correct_b has {b.size:,}; a paired comparison "
+            "needs both methods scored on the same test items, in the same order"
+        )
     p = mcnemar_p(int((a & ~b).sum()), int((~a & b).sum()))
     return _compare(a[None], b[None], p, level, resamples, seed)
 
 
-def paired_over_seeds(runs_a: Sequence[npt.ArrayLike], runs_b: Sequence[npt.ArrayLike], level: float = 0.95,
-                      resamples: int = 10_000, seed: int = 0) -> Comparison:
+def paired_over_seeds(
+    runs_a: Sequence[npt.ArrayLike],
+    runs_b: Sequence[npt.ArrayLike],
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Comparison:
     """Methods a and b over ``S`` training seeds on the same ``N`` test items, runs ``(S, N)``.
 
     Run ``s`` of a is paired with run ``s`` of b. The ``S × N`` outcomes are not independent
@@ -285,11 +319,15 @@ def paired_over_seeds(runs_a: Sequence[npt.ArrayLike], runs_b: Sequence[npt.Arra
     _check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
     a, b = _runs(runs_a, "runs_a"), _runs(runs_b, "runs_b")
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"runs_a has {a.shape[0]} seeds but runs_b has {b.shape[0]}; run s of a is paired "
-                         "with run s of b, so pass the same number of runs for both")
+        raise ValueError(
+            f"runs_a has {a.shape[0]} seeds but runs_b has {b.shape[0]}; run s of a is paired "
+            "with run s of b, so pass the same number of runs for both"
+        )
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"runs_a has {a.shape[1]:,} items per seed but runs_b has {b.shape[1]:,}; both "
-                         "methods must be scored on the same test items, in the same order")
+        raise ValueError(
+            f"runs_a has {a.shape[1]:,} items per seed but runs_b has {b.shape[1]:,}; both "
+            "methods must be scored on the same test items, in the same order"
+        )
     net = a.sum(0, dtype=np.int64) - b.sum(0, dtype=np.int64)  # (N,) Σ_s (a_si − b_si)
     return _compare(a, b, sign_flip_p(net), level, resamples, seed)
 
@@ -297,8 +335,13 @@ def paired_over_seeds(runs_a: Sequence[npt.ArrayLike], runs_b: Sequence[npt.Arra
 # wording -----------------------------------------------------------------------------------------
 
 
-def paired_scores(scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, level: float = 0.95,
-                  resamples: int = 10_000, seed: int = 0) -> Comparison:
+def paired_scores(
+    scores_a: npt.ArrayLike,
+    scores_b: npt.ArrayLike,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Comparison:
     """Methods a and b on the same test items, scored per item on a continuous scale in [0, 1]
     (ROUGE F1, say) rather than right or wrong: ``scores_a, scores_b (N,)``.
 
@@ -319,8 +362,10 @@ def paired_scores(scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, level: float
     _check_count(resamples, "resamples", "a number of random sign patterns such as 10_000", least=1)
     a, b = (np.asarray(x, dtype=float).ravel() for x in (scores_a, scores_b))
     if a.size != b.size or a.size == 0:
-        raise ValueError(f"scores_a has {a.size:,} items and scores_b {b.size:,}; a paired comparison needs "
-                         "both methods scored on the same (non-empty) test items, in the same order")
+        raise ValueError(
+            f"scores_a has {a.size:,} items and scores_b {b.size:,}; a paired comparison needs "
+            "both methods scored on the same (non-empty) test items, in the same order"
+        )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("the scores contain NaN or infinity; score every item before comparing")
     d = a - b  # (N,)
@@ -328,8 +373,16 @@ def paired_scores(scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, level: float
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, d.size))  # (R, N)
     as_extreme = int((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).sum())
     p = (1 + as_extreme) / (1 + resamples) if np.any(d != 0) else 1.0
-    return Comparison(diff=float(d.mean()), low=low, high=high, p_value=p, n=d.size,
-                      a_only=int((d > 0).sum()), b_only=int((d < 0).sum()), level=level)
+    return Comparison(
+        diff=float(d.mean()),
+        low=low,
+        high=high,
+        p_value=p,
+        n=d.size,
+        a_only=int((d > 0).sum()),
+        b_only=int((d < 0).sum()),
+        level=level,
+    )
 
 
 def is_significant(comparison: Comparison, alpha: float = 0.05) -> bool:
@@ -353,8 +406,10 @@ def verdict(comparison: Comparison, name_a: str, name_b: str, alpha: float = 0.0
     tail = f"{_p(c.p_value)}, {_n(c.n, c.seeds)}"
     ci = f"{_level(c.level)} CI"
     if c.winner(name_a, name_b, alpha) is None:
-        return (f"no difference this test can detect between {name_a} and {name_b} ({name_a} − {name_b} = "
-                f"{_pct(c.diff)} points, {ci} {_range(c.low, c.high)}, {tail})")
+        return (
+            f"no difference this test can detect between {name_a} and {name_b} ({name_a} − {name_b} = "
+            f"{_pct(c.diff)} points, {ci} {_range(c.low, c.high)}, {tail})"
+        )
     if c.diff > 0:
         return f"{name_a} ahead of {name_b} by {_pct(c.diff)} points ({ci} {_range(c.low, c.high)}, {tail})"
     return f"{name_b} ahead of {name_a} by {_pct(-c.diff)} points ({ci} {_range(-c.high, -c.low)}, {tail})"

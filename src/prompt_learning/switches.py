@@ -35,6 +35,8 @@ def switch(name: str, default: bool) -> bool:
         return True
     if value in OFF:
         return False
-    raise SwitchError(f"{name}={os.environ[name]!r} is neither on nor off: set it to one of "
-                      f"{', '.join(ON)} (on) or {', '.join(OFF)} (off), or unset it for the default "
-                      f"({'on' if default else 'off'})")
+    raise SwitchError(
+        f"{name}={os.environ[name]!r} is neither on nor off: set it to one of "
+        f"{', '.join(ON)} (on) or {', '.join(OFF)} (off), or unset it for the default "
+        f"({'on' if default else 'off'})"
+    )

@@ -49,47 +49,68 @@ class Template:
 
     def __init__(self, pattern: str):
         if not isinstance(pattern, str):
-            raise TemplateError(f"a template is a string such as '{{text}} It was {{mask}}.', got {pattern!r}")
+            raise TemplateError(
+                f"a template is a string such as '{{text}} It was {{mask}}.', got {pattern!r}"
+            )
         self.pattern = pattern
         markers = [int(m) for m in VIRTUAL.findall(pattern)]
         if sorted(markers) != list(range(len(markers))):
-            raise TemplateError(f"template {pattern!r} has virtual tokens {markers}: number them "
-                                f"[P0] to [P{len(markers) - 1}], each once")
+            raise TemplateError(
+                f"template {pattern!r} has virtual tokens {markers}: number them "
+                f"[P0] to [P{len(markers) - 1}], each once"
+            )
         self.num_virtual_tokens = len(markers)
         converted = VIRTUAL.sub(lambda m: "{P" + m.group(1) + "}", pattern)  # markers → format fields
         try:  # str.format's own parser: "{{" and "}}" are literal braces
             parsed = list(string.Formatter().parse(converted))
         except ValueError as e:
-            raise TemplateError(f"template {pattern!r} is malformed ({e}); write literal braces as {{{{ and }}}}") from e
+            raise TemplateError(
+                f"template {pattern!r} is malformed ({e}); write literal braces as {{{{ and }}}}"
+            ) from e
         names = [f for _, f, _, _ in parsed if f is not None and not _is_virtual(f)]
-        decorated = [f"{{{f}{'!' + c if c else ''}{':' + s if s else ''}}}"
-                     for _, f, s, c in parsed if f is not None and (s or c)]
+        decorated = [
+            f"{{{f}{'!' + c if c else ''}{':' + s if s else ''}}}"
+            for _, f, s, c in parsed
+            if f is not None and (s or c)
+        ]
         if decorated:
-            raise TemplateError(f"template {pattern!r} has slot(s) with a format spec or conversion "
-                                f"{decorated}; write plain {{text}} and {{mask}}")
+            raise TemplateError(
+                f"template {pattern!r} has slot(s) with a format spec or conversion "
+                f"{decorated}; write plain {{text}} and {{mask}}"
+            )
         unknown = [n for n in names if n not in (*TEXT_SLOTS, "mask")]  # (virtual markers are not slots)
         if unknown:
-            raise TemplateError(f"template {pattern!r} has unknown slot(s) {unknown}; "
-                                f"use {{text}} (or {{text_a}} and {{text_b}}) and {{mask}}")
+            raise TemplateError(
+                f"template {pattern!r} has unknown slot(s) {unknown}; "
+                f"use {{text}} (or {{text_a}} and {{text_b}}) and {{mask}}"
+            )
         if names.count("mask") != 1:
-            raise TemplateError(f"template {pattern!r} needs exactly one {{mask}} slot, found "
-                                f"{names.count('mask')}: the mask is where the label word goes")
+            raise TemplateError(
+                f"template {pattern!r} needs exactly one {{mask}} slot, found "
+                f"{names.count('mask')}: the mask is where the label word goes"
+            )
         if not any(n in names for n in ("text", "text_a")):
-            raise TemplateError(f"template {pattern!r} has no input slot: add {{text}} "
-                                "(or {text_a} / {text_b} for two-text tasks)")
+            raise TemplateError(
+                f"template {pattern!r} has no input slot: add {{text}} "
+                "(or {text_a} / {text_b} for two-text tasks)"
+            )
         repeated = sorted({n for n in names if n != "mask" and names.count(n) > 1})
         if repeated:
-            raise TemplateError(f"template {pattern!r} uses slot(s) {repeated} more than once; "
-                                "each input goes into the template exactly once")
+            raise TemplateError(
+                f"template {pattern!r} uses slot(s) {repeated} more than once; "
+                "each input goes into the template exactly once"
+            )
         if "text" in names and ("text_a" in names or "text_b" in names):
-            raise TemplateError(f"template {pattern!r} mixes {{text}} with {{text_a}}/{{text_b}}; use one style")
+            raise TemplateError(
+                f"template {pattern!r} mixes {{text}} with {{text_a}}/{{text_b}}; use one style"
+            )
         if "text_b" in names and "text_a" not in names:
             raise TemplateError(f"template {pattern!r} has {{text_b}} without {{text_a}}")
         self.pieces = self._parse(parsed)
         self.text_slots = tuple(n for n in names if n != "mask")
         kinds = [p.kind for p in self.pieces]
         self.mask_space = self.pieces[kinds.index("mask")].space_before
-        self.after_mask = [k for k in kinds[kinds.index("mask") + 1:] if _is_virtual(k)]
+        self.after_mask = [k for k in kinds[kinds.index("mask") + 1 :] if _is_virtual(k)]
 
     @property
     def anchors(self) -> list[str]:
@@ -116,33 +137,45 @@ class Template:
     def mask_at_end(self) -> bool:
         """True when only punctuation/space follows the mask: a causal LM can fill it."""
         kinds = [p.kind for p in self.pieces]
-        tail = "".join(p.value for p in self.pieces[kinds.index("mask") + 1:] if p.kind == "literal")
-        return len([p for p in self.pieces[kinds.index("mask") + 1:] if p.kind != "literal"]) == 0 and \
-            all(c.isspace() or unicodedata.category(c).startswith("P") for c in tail)  # 。 ！ count too
+        tail = "".join(p.value for p in self.pieces[kinds.index("mask") + 1 :] if p.kind == "literal")
+        return len([p for p in self.pieces[kinds.index("mask") + 1 :] if p.kind != "literal"]) == 0 and all(
+            c.isspace() or unicodedata.category(c).startswith("P") for c in tail
+        )  # 。 ！ count too
 
     def check_causal(self) -> None:
         """Raise unless a causal LM can use this template (the answer slot at the end)."""
         if self.after_mask:
             late = [f"[{k}]" for k in self.after_mask]
-            raise TemplateError(f"{self!r}: virtual token(s) {late} come after {{mask}}; a causal LM reads "
-                                "left to right, so they cannot affect the answer. Move them before {mask}.")
+            raise TemplateError(
+                f"{self!r}: virtual token(s) {late} come after {{mask}}; a causal LM reads "
+                "left to right, so they cannot affect the answer. Move them before {mask}."
+            )
         if not self.mask_at_end:
             raise TemplateError(
                 f"{self!r}: a causal LM predicts left to right, so it can only fill a {{mask}} at the "
-                "end (punctuation may follow). Move {mask} to the end, or use a masked LM.")
+                "end (punctuation may follow). Move {mask} to the end, or use a masked LM."
+            )
 
     def fill(self, answer: str, **texts: str) -> str:
         """The template as plain text, with ``answer`` in the mask slot (a demonstration)."""
         if self.num_virtual_tokens:
-            raise TemplateError(f"{self!r} has virtual tokens, which have no text; fill its hard part "
-                                "(template.hard) instead")
+            raise TemplateError(
+                f"{self!r} has virtual tokens, which have no text; fill its hard part (template.hard) instead"
+            )
         return self.pattern.format(mask=answer, **texts)
 
     def __repr__(self) -> str:
         return f"Template({self.pattern!r})"
 
-    def encode(self, tokenizer, texts: dict[str, list[str]], max_length: int, *,
-               causal: bool, placeholder: int | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self,
+        tokenizer,
+        texts: dict[str, list[str]],
+        max_length: int,
+        *,
+        causal: bool,
+        placeholder: int | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Token ids for a batch, padded, with the position of the mask slot.
 
         ``causal=True`` stops right before the mask (the next-token prediction there is the
@@ -160,19 +193,29 @@ class Template:
         virtual = pad_rows([(v, pos) for _, v, pos in rows], -1, left=causal)["input_ids"]  # (B, T)
         return {**out, "virtual_index": virtual}
 
-    def rows(self, tokenizer, texts: dict[str, list[str]], max_length: int, *, causal: bool,
-             placeholder: int | None = None) -> list[tuple[list[int], list[int], int]]:
+    def rows(
+        self,
+        tokenizer,
+        texts: dict[str, list[str]],
+        max_length: int,
+        *,
+        causal: bool,
+        placeholder: int | None = None,
+    ) -> list[tuple[list[int], list[int], int]]:
         """Unpadded ``(token ids, virtual index, mask position)`` for each example."""
         missing = [s for s in self.text_slots if s not in texts]
         if missing:
             raise TemplateError(f"{self!r} needs input column(s) {missing}")
         n = len(texts[self.text_slots[0]])
         fill = tokenizer.pad_token_id or 0 if placeholder is None else placeholder
-        return [self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal, fill)
-                for i in range(n)]
+        return [
+            self._ids(tokenizer, {s: texts[s][i] for s in self.text_slots}, max_length, causal, fill)
+            for i in range(n)
+        ]
 
-    def _ids(self, tok, texts: dict[str, str], max_length: int, causal: bool,
-             placeholder: int) -> tuple[list[int], list[int], int]:
+    def _ids(
+        self, tok, texts: dict[str, str], max_length: int, causal: bool, placeholder: int
+    ) -> tuple[list[int], list[int], int]:
         enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
         parts: list[list[int]] = []
         virtual: list[list[int]] = []  # per part: the virtual token's number at each id, or -1
@@ -199,8 +242,10 @@ class Template:
         specials = len(head) + len(tail)
         budget = max_length - specials - sum(len(parts[i]) for i in range(len(parts)) if i not in slots)
         if budget < len(slots):
-            raise TemplateError(f"max_length={max_length} leaves no room for the input after the "
-                                f"template {self.pattern!r}; raise max_length")
+            raise TemplateError(
+                f"max_length={max_length} leaves no room for the input after the "
+                f"template {self.pattern!r}; raise max_length"
+            )
         while sum(len(parts[i]) for i in slots) > budget:  # trim the longest input first
             longest = max(slots, key=lambda i: len(parts[i]))
             parts[longest] = parts[longest][:-1]
@@ -219,8 +264,8 @@ def special_tokens_around(tok) -> tuple[list[int], list[int]]:
     """The special ids a tokenizer puts before and after a text ([CLS] … [SEP], <s> …, or none)."""
     plain = tok("a", add_special_tokens=False)["input_ids"]
     full = tok("a")["input_ids"]
-    start = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
-    return full[:start], full[start + len(plain):]
+    start = next(i for i in range(len(full)) if full[i : i + len(plain)] == plain)
+    return full[:start], full[start + len(plain) :]
 
 
 def pad_rows(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
@@ -230,7 +275,7 @@ def pad_rows(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict
     mask_pos = torch.empty(len(rows), dtype=torch.long)
     for i, (ids, pos) in enumerate(rows):
         start = width - len(ids) if left else 0
-        input_ids[i, start:start + len(ids)] = torch.tensor(ids)
-        mask[i, start:start + len(ids)] = 1
+        input_ids[i, start : start + len(ids)] = torch.tensor(ids)
+        mask[i, start : start + len(ids)] = 1
         mask_pos[i] = start + pos
     return {"input_ids": input_ids, "attention_mask": mask, "mask_pos": mask_pos}

@@ -34,8 +34,14 @@ def truncate_tokens(tokenizer, text: str, n: int) -> str:
     return text if len(ids) <= n else tokenizer.decode(ids[:n]).strip()
 
 
-def encode_pairs(tokenizer, sources: list[str], targets: list[str] | None, *, seq2seq: bool,
-                 device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def encode_pairs(
+    tokenizer,
+    sources: list[str],
+    targets: list[str] | None,
+    *,
+    seq2seq: bool,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
     """Token ids for (source, target) pairs; ``targets=None`` encodes sources for generation.
 
     Causal LM: one left-padded row ``source + target`` with ``labels`` on the target tokens.
@@ -56,7 +62,7 @@ def encode_pairs(tokenizer, sources: list[str], targets: list[str] | None, *, se
         if tgt is not None:
             labels = torch.full_like(out["input_ids"], IGNORE)
             for i, t in enumerate(tgt):
-                labels[i, out["input_ids"].shape[1] - len(t):] = torch.tensor(t)
+                labels[i, out["input_ids"].shape[1] - len(t) :] = torch.tensor(t)
             out["labels"] = labels
     return {k: v.to(device) for k, v in out.items()}
 
@@ -71,29 +77,36 @@ def _pad(rows: list[list[int]], pad: int, left: bool) -> dict[str, torch.Tensor]
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor], prefix: KVPrefix | None = None,
-            soft_prompt: torch.Tensor | None = None) -> torch.Tensor:
+def lm_loss(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    prefix: KVPrefix | None = None,
+    soft_prompt: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean cross-entropy of the target tokens given the source (teacher forcing).
 
     ``soft_prompt`` ``(P, H)``: input embeddings placed before every row (causal LMs only).
     """
     if model.config.is_encoder_decoder:
-        return prefixed_forward(model, prefix, batch["input_ids"], batch["attention_mask"],
-                                labels=batch["labels"]).loss
+        return prefixed_forward(
+            model, prefix, batch["input_ids"], batch["attention_mask"], labels=batch["labels"]
+        ).loss
     embeds, mask = _embed(model, batch["input_ids"], batch["attention_mask"], soft_prompt)
     labels = batch["labels"]
     if soft_prompt is not None:
         labels = F.pad(labels, (soft_prompt.shape[0], 0), value=IGNORE)  # (B, P+T)
-    hidden = prefixed_forward(model.base_model, prefix, inputs_embeds=embeds,
-                              attention_mask=mask).last_hidden_state  # (B, P+T, H)
+    hidden = prefixed_forward(
+        model.base_model, prefix, inputs_embeds=embeds, attention_mask=mask
+    ).last_hidden_state  # (B, P+T, H)
     nxt = labels[:, 1:]  # (B, P+T-1): the token each position predicts
     keep = nxt != IGNORE
     logits = model.get_output_embeddings()(hidden[:, :-1][keep])  # (N, V): target positions only
     return F.cross_entropy(logits.float(), nxt[keep])
 
 
-def _embed(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
-           soft_prompt: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _embed(
+    model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, soft_prompt: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Input embeddings ``(B, P+T, H)`` with the soft prompt in front, and the widened mask."""
     embeds = model.get_input_embeddings()(ids)  # (B, T, H)
     if soft_prompt is None:
@@ -103,10 +116,16 @@ def _embed(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
 
 
 @torch.no_grad()
-def greedy_generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    prefix: KVPrefix | None = None, soft_prompt: torch.Tensor | None = None,
-                    max_new_tokens: int = 20, stop_ids: frozenset[int] = frozenset(),
-                    pad_id: int = 0) -> torch.Tensor:
+def greedy_generate(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prefix: KVPrefix | None = None,
+    soft_prompt: torch.Tensor | None = None,
+    max_new_tokens: int = 20,
+    stop_ids: frozenset[int] = frozenset(),
+    pad_id: int = 0,
+) -> torch.Tensor:
     """New token ids ``(B, N)``, greedy, with a cache; rows that stopped are padded with ``pad_id``.
 
     Causal LM: ``input_ids`` left-padded. Encoder-decoder: the encoder runs once (with its prefix),

@@ -12,9 +12,19 @@ import json
 import torch
 from tokenizers import AddedToken, ByteLevelBPETokenizer
 from transformers import (
-    BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM, BertTokenizer,
-    GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, LlamaConfig, LlamaForCausalLM, RobertaConfig,
-    RobertaForMaskedLM, RobertaTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForMaskedLM,
+    BertTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaTokenizer,
 )
 
 WORDS = (
@@ -40,10 +50,13 @@ def _bert_tokenizer() -> BertTokenizer:
 def _bpe(cls, specials: list[str], **kwargs):
     bpe = ByteLevelBPETokenizer()
     corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
-    bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1, special_tokens=specials,
-                            show_progress=False)
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" "))
-              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    bpe.train_from_iterator(
+        corpus, vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False
+    )
+    merges = [
+        tuple(m) if isinstance(m, list) else tuple(m.split(" "))
+        for m in json.loads(bpe.to_str())["model"]["merges"]
+    ]
     return cls(vocab=bpe.get_vocab(), merges=merges, **kwargs)
 
 
@@ -53,43 +66,85 @@ def build_tiny(name: str):
     torch.manual_seed(0)
     if name == "tiny-bert":
         tok = _bert_tokenizer()
-        cfg = BertConfig(vocab_size=len(tok), hidden_size=d["hidden"], num_hidden_layers=d["layers"],
-                         num_attention_heads=d["heads"], intermediate_size=d["ffn"],
-                         max_position_embeddings=d["positions"])
+        cfg = BertConfig(
+            vocab_size=len(tok),
+            hidden_size=d["hidden"],
+            num_hidden_layers=d["layers"],
+            num_attention_heads=d["heads"],
+            intermediate_size=d["ffn"],
+            max_position_embeddings=d["positions"],
+        )
         return BertForMaskedLM(cfg).eval(), tok
     if name in ("tiny-roberta", "tiny-bart"):
         # like roberta-base: "<mask>" swallows the space before it, so " great" fills it
-        tok = _bpe(RobertaTokenizer, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                   mask_token=AddedToken("<mask>", lstrip=True, rstrip=False))
+        tok = _bpe(
+            RobertaTokenizer,
+            ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
+        )
         if name == "tiny-roberta":
-            cfg = RobertaConfig(vocab_size=len(tok), hidden_size=d["hidden"],
-                                num_hidden_layers=d["layers"], num_attention_heads=d["heads"],
-                                intermediate_size=d["ffn"], max_position_embeddings=d["positions"] + 2,
-                                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                                eos_token_id=tok.eos_token_id)
+            cfg = RobertaConfig(
+                vocab_size=len(tok),
+                hidden_size=d["hidden"],
+                num_hidden_layers=d["layers"],
+                num_attention_heads=d["heads"],
+                intermediate_size=d["ffn"],
+                max_position_embeddings=d["positions"] + 2,
+                pad_token_id=tok.pad_token_id,
+                bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
             return RobertaForMaskedLM(cfg).eval(), tok
-        cfg = BartConfig(vocab_size=len(tok), d_model=d["hidden"], encoder_layers=d["layers"],
-                         decoder_layers=d["layers"], encoder_attention_heads=d["heads"],
-                         decoder_attention_heads=d["heads"], encoder_ffn_dim=d["ffn"],
-                         decoder_ffn_dim=d["ffn"], max_position_embeddings=d["positions"],
-                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.eos_token_id,
-                         forced_eos_token_id=None)
+        cfg = BartConfig(
+            vocab_size=len(tok),
+            d_model=d["hidden"],
+            encoder_layers=d["layers"],
+            decoder_layers=d["layers"],
+            encoder_attention_heads=d["heads"],
+            decoder_attention_heads=d["heads"],
+            encoder_ffn_dim=d["ffn"],
+            decoder_ffn_dim=d["ffn"],
+            max_position_embeddings=d["positions"],
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.eos_token_id,
+            forced_eos_token_id=None,
+        )
         return BartForConditionalGeneration(cfg).eval(), tok
     if name in ("tiny-gpt2", "tiny-llama"):
-        tok = _bpe(GPT2Tokenizer, ["<|endoftext|>"], unk_token="<|endoftext|>",
-                   bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+        tok = _bpe(
+            GPT2Tokenizer,
+            ["<|endoftext|>"],
+            unk_token="<|endoftext|>",
+            bos_token="<|endoftext|>",
+            eos_token="<|endoftext|>",
+        )
         tok.pad_token = tok.eos_token
         if name == "tiny-gpt2":
-            cfg = GPT2Config(vocab_size=len(tok), n_embd=d["hidden"], n_layer=d["layers"],
-                             n_head=d["heads"], n_positions=d["positions"],
-                             bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+            cfg = GPT2Config(
+                vocab_size=len(tok),
+                n_embd=d["hidden"],
+                n_layer=d["layers"],
+                n_head=d["heads"],
+                n_positions=d["positions"],
+                bos_token_id=tok.eos_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
             return GPT2LMHeadModel(cfg).eval(), tok
         # grouped-query attention: 4 query heads share 2 key/value heads, like SmolLM2's 9 over 3
-        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=d["hidden"], num_hidden_layers=d["layers"],
-                          num_attention_heads=d["heads"], num_key_value_heads=d["heads"] // 2,
-                          intermediate_size=d["ffn"], max_position_embeddings=d["positions"],
-                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                          eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+        cfg = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=d["hidden"],
+            num_hidden_layers=d["layers"],
+            num_attention_heads=d["heads"],
+            num_key_value_heads=d["heads"] // 2,
+            intermediate_size=d["ffn"],
+            max_position_embeddings=d["positions"],
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            tie_word_embeddings=True,
+        )
         return LlamaForCausalLM(cfg).eval(), tok
     raise KeyError(name)

@@ -86,7 +86,10 @@ def _order(n: int, total: int, seed: int) -> list[int]:
 def _deterministic(on: bool) -> Iterator[None]:
     """Deterministic kernels while training on a CPU: a run is then a function of its seeds, bit for bit
     (some backward kernels otherwise sum in thread order, and Adam amplifies the last bits)."""
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     if on:
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
@@ -99,7 +102,9 @@ def linear_schedule(steps: int, warmup: float) -> Callable[[int], float]:
     """Learning-rate factor at each step (0-based): rises linearly to 1 over ``warmup·steps`` steps,
     then falls linearly to 0 after the last step; never above 1. ``warmup=0``: a constant 1."""
     if not 0.0 <= warmup < 1.0:
-        raise ValueError(f"warmup is the fraction of steps spent warming up and must be in [0, 1), got {warmup}")
+        raise ValueError(
+            f"warmup is the fraction of steps spent warming up and must be in [0, 1), got {warmup}"
+        )
     if warmup == 0:
         return lambda s: 1.0
     warm = max(1, int(warmup * steps))
@@ -115,15 +120,31 @@ def fused_adamw(params: list[torch.Tensor]) -> bool:
     weight trains (PET, full fine-tuning); prompts and heads are too small for it to show.
     """
     devices = {p.device for p in params}
-    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
-            and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params))
+    return (
+        len(devices) == 1
+        and next(iter(devices)).type in ("cpu", "cuda")
+        and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params)
+    )
 
 
-def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size: int, seed: int = 0,
-        loss_fn: Callable[[nn.Module, dict], torch.Tensor] = classification_loss,
-        eval_data: Dataset | None = None, eval_every: int = 0, weight_decay: float = 0.0,
-        max_grad_norm: float | None = 1.0, warmup: float = 0.0, mixed_precision: str = "auto",
-        progress: bool = True, accelerator: Accelerator | None = None) -> History:
+def fit(
+    method: nn.Module,
+    train: Dataset,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int = 0,
+    loss_fn: Callable[[nn.Module, dict], torch.Tensor] = classification_loss,
+    eval_data: Dataset | None = None,
+    eval_every: int = 0,
+    weight_decay: float = 0.0,
+    max_grad_norm: float | None = 1.0,
+    warmup: float = 0.0,
+    mixed_precision: str = "auto",
+    progress: bool = True,
+    accelerator: Accelerator | None = None,
+) -> History:
     """Train the parameters of ``method`` that require grad for ``steps`` AdamW steps.
 
     Batches are drawn from ``train`` in seeded shuffled epochs. ``mixed_precision`` is ``"auto"``
@@ -197,7 +218,9 @@ def fit(method: nn.Module, train: Dataset, *, steps: int, lr: float, batch_size:
 
 
 @torch.no_grad()
-def predict(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precision: str = "auto") -> torch.Tensor:
+def predict(
+    method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precision: str = "auto"
+) -> torch.Tensor:
     """Class logits ``(N, C)`` (fp32, on the CPU) of ``method`` on the text column(s) of ``data``."""
     if len(data) == 0:
         raise ValueError("the dataset is empty: nothing to predict; check the split or filter")
@@ -207,7 +230,7 @@ def predict(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_precis
     out = []
     with eval_mode(method), frozen_weights_cast(method, device, precision), autocast(device, precision):
         for i in range(0, len(data), batch_size):
-            rows = data[i:i + batch_size]
+            rows = data[i : i + batch_size]
             texts = rows["text"] if columns == ["text"] else {c: rows[c] for c in columns}
             out.append(method(texts).float().cpu())
     return torch.cat(out)
@@ -235,5 +258,10 @@ def evaluate(method: nn.Module, data: Dataset, batch_size: int = 16, mixed_preci
     pred = logits.argmax(-1)
     labels = torch.tensor(data["label"])
     correct = pred == labels
-    return {"accuracy": correct.float().mean().item(), "predictions": pred, "logits": logits,
-            "correct": correct.numpy(), "n": len(labels)}
+    return {
+        "accuracy": correct.float().mean().item(),
+        "predictions": pred,
+        "logits": logits,
+        "correct": correct.numpy(),
+        "n": len(labels),
+    }

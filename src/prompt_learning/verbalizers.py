@@ -43,11 +43,15 @@ class Verbalizer:
         if not words:
             raise VerbalizerError("a verbalizer needs at least two classes, got none")
         if multi_token not in ("error", "first", "sum"):
-            raise VerbalizerError(f"multi_token must be 'error' or 'first' (one token in the slot), or 'sum' "
-                                  f"(the whole word's log-probability), got {multi_token!r}")
+            raise VerbalizerError(
+                f"multi_token must be 'error' or 'first' (one token in the slot), or 'sum' "
+                f"(the whole word's log-probability), got {multi_token!r}"
+            )
         self.labels = list(words)
         self.words = [[w] if isinstance(w, str) else list(w) for w in words.values()]
-        not_str = [(label, w) for label, ws in zip(self.labels, self.words) for w in ws if not isinstance(w, str)]
+        not_str = [
+            (label, w) for label, ws in zip(self.labels, self.words) for w in ws if not isinstance(w, str)
+        ]
         if not_str:
             raise VerbalizerError(f"label words must be strings, got {not_str}; write each word as text")
         empty = [label for label, ws in zip(self.labels, self.words) if not any(w.strip() for w in ws)]
@@ -74,8 +78,10 @@ class Verbalizer:
     def check_labels(self, names: Sequence[str]) -> None:
         """Fail early when the classes differ from a dataset's label names."""
         if list(names) != self.labels:
-            raise VerbalizerError(f"verbalizer classes {self.labels} do not match the dataset's labels "
-                                  f"{list(names)}; give the words in the dataset's label order")
+            raise VerbalizerError(
+                f"verbalizer classes {self.labels} do not match the dataset's labels "
+                f"{list(names)}; give the words in the dataset's label order"
+            )
 
     def token_ids(self, tokenizer, space_before: bool = True) -> list[list[int]]:
         """One token id per label word, grouped by class (validated)."""
@@ -83,34 +89,52 @@ class Verbalizer:
             raise VerbalizerError(
                 "this verbalizer has multi_token='sum': its words are scored by their whole token sequence, "
                 "which one slot's logits cannot give. Use MultiTokenCloze(backbone, template, verbalizer) from "
-                "prompt_learning.multi_token, or build the Verbalizer with multi_token='error' or 'first'")
+                "prompt_learning.multi_token, or build the Verbalizer with multi_token='error' or 'first'"
+            )
         out = []
         for label, words in zip(self.labels, self.words):
             ids = []
             for w in words:
-                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)["input_ids"]
+                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)[
+                    "input_ids"
+                ]
                 if len(toks) != 1 and self.multi_token == "error":
                     pieces = tokenizer.convert_ids_to_tokens(toks)
-                    other = tokenizer(("" if space_before else " ") + w.strip(), add_special_tokens=False)["input_ids"]
-                    hint = (f" (it would be one token {tokenizer.convert_ids_to_tokens(other)} "
+                    other = tokenizer(("" if space_before else " ") + w.strip(), add_special_tokens=False)[
+                        "input_ids"
+                    ]
+                    hint = (
+                        (
+                            f" (it would be one token {tokenizer.convert_ids_to_tokens(other)} "
                             f"{'without' if space_before else 'with'} the space before the slot, which the "
-                            "template decides)") if len(other) == 1 else ""
+                            "template decides)"
+                        )
+                        if len(other) == 1
+                        else ""
+                    )
                     raise VerbalizerError(
                         f"label word {w!r} (class {label!r}) is {len(toks)} tokens {pieces} for this "
-                        f"tokenizer{hint}; choose a single-token word, or pass multi_token='first'")
+                        f"tokenizer{hint}; choose a single-token word, or pass multi_token='first'"
+                    )
                 if toks[0] == tokenizer.unk_token_id:
-                    raise VerbalizerError(f"label word {w!r} (class {label!r}) is the unknown token "
-                                          f"{tokenizer.unk_token!r} for this tokenizer; choose a word in its vocabulary")
+                    raise VerbalizerError(
+                        f"label word {w!r} (class {label!r}) is the unknown token "
+                        f"{tokenizer.unk_token!r} for this tokenizer; choose a word in its vocabulary"
+                    )
                 ids.append(toks[0])
             out.append(ids)
         owners: dict[int, list[str]] = {}
         for label, ids in zip(self.labels, out):
             for i in set(ids):
                 owners.setdefault(i, []).append(label)
-        shared = {tokenizer.convert_ids_to_tokens(i): labels for i, labels in owners.items() if len(labels) > 1}
+        shared = {
+            tokenizer.convert_ids_to_tokens(i): labels for i, labels in owners.items() if len(labels) > 1
+        }
         if shared:
-            raise VerbalizerError(f"token(s) {shared} stand for several classes, so those classes cannot be "
-                                  "told apart; give each class its own (first) token")
+            raise VerbalizerError(
+                f"token(s) {shared} stand for several classes, so those classes cannot be "
+                "told apart; give each class its own (first) token"
+            )
         return out
 
     def class_logits(self, word_logits: torch.Tensor, token_ids: list[list[int]]) -> torch.Tensor:
@@ -130,23 +154,33 @@ class Verbalizer:
         for label, words in zip(self.labels, self.words):
             seqs = []
             for w in words:
-                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)["input_ids"]
+                toks = tokenizer((" " if space_before else "") + w.strip(), add_special_tokens=False)[
+                    "input_ids"
+                ]
                 if not toks:
-                    raise VerbalizerError(f"label word {w!r} (class {label!r}) is no token at all for this "
-                                          "tokenizer; choose a word it can spell")
+                    raise VerbalizerError(
+                        f"label word {w!r} (class {label!r}) is no token at all for this "
+                        "tokenizer; choose a word it can spell"
+                    )
                 if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in toks:
-                    raise VerbalizerError(f"label word {w!r} (class {label!r}) contains the unknown token "
-                                          f"{tokenizer.unk_token!r} for this tokenizer; choose words in its vocabulary")
+                    raise VerbalizerError(
+                        f"label word {w!r} (class {label!r}) contains the unknown token "
+                        f"{tokenizer.unk_token!r} for this tokenizer; choose words in its vocabulary"
+                    )
                 seqs.append(list(toks))
             out.append(seqs)
         owners: dict[tuple[int, ...], list[str]] = {}
         for label, seqs in zip(self.labels, out):
             for seq in {tuple(s) for s in seqs}:
                 owners.setdefault(seq, []).append(label)
-        shared = {tokenizer.decode(list(s)).strip(): labels for s, labels in owners.items() if len(labels) > 1}
+        shared = {
+            tokenizer.decode(list(s)).strip(): labels for s, labels in owners.items() if len(labels) > 1
+        }
         if shared:
-            raise VerbalizerError(f"label word(s) {shared} stand for several classes, so those classes cannot be "
-                                  "told apart; give each class its own words")
+            raise VerbalizerError(
+                f"label word(s) {shared} stand for several classes, so those classes cannot be "
+                "told apart; give each class its own words"
+            )
         return out
 
     def word_index(self) -> list[list[int]]:

@@ -37,8 +37,13 @@ def parse_words(text: str) -> list[str]:
 
 
 @torch.no_grad()
-def label_word_probabilities(backbone: Backbone, template: str, words: Mapping[str, str | Sequence[str]],
-                             sentences: Sequence[str], max_length: int = 64) -> pd.DataFrame:
+def label_word_probabilities(
+    backbone: Backbone,
+    template: str,
+    words: Mapping[str, str | Sequence[str]],
+    sentences: Sequence[str],
+    max_length: int = 64,
+) -> pd.DataFrame:
     """Class probabilities ``(len(sentences), C)``: softmax over the classes' label-word scores.
 
     Raises :class:`~prompt_learning.templates.TemplateError` / :class:`~prompt_learning.verbalizers.VerbalizerError` (with the fix) for bad input.
@@ -80,19 +85,32 @@ def _html(table: pd.DataFrame) -> HTML:
 class PromptPlayground:
     """The widgets and their state; :func:`prompt_playground` builds and shows one."""
 
-    def __init__(self, backbone: Backbone, sentences: Sequence[str], template: str = "{text} It was {mask}.",
-                 words: Mapping[str, str | Sequence[str]] | None = None, max_length: int = 64):
+    def __init__(
+        self,
+        backbone: Backbone,
+        sentences: Sequence[str],
+        template: str = "{text} It was {mask}.",
+        words: Mapping[str, str | Sequence[str]] | None = None,
+        max_length: int = 64,
+    ):
         words = dict(words or DEFAULT_WORDS)
         self.backbone, self.sentences, self.max_length = backbone, list(sentences), max_length
         if not self.sentences:
             raise ValueError("the playground needs at least one sentence")
         style = {"description_width": "90px"}
         layout = widgets.Layout(width="95%")
-        self.template_box = widgets.Text(value=template, description="template", continuous_update=False,
-                                         style=style, layout=layout)
-        self.word_boxes = {label: widgets.Text(value=w if isinstance(w, str) else ", ".join(w),
-                                               description=label, continuous_update=False, style=style)
-                           for label, w in words.items()}
+        self.template_box = widgets.Text(
+            value=template, description="template", continuous_update=False, style=style, layout=layout
+        )
+        self.word_boxes = {
+            label: widgets.Text(
+                value=w if isinstance(w, str) else ", ".join(w),
+                description=label,
+                continuous_update=False,
+                style=style,
+            )
+            for label, w in words.items()
+        }
         self.output = widgets.Output()
         for box in (self.template_box, *self.word_boxes.values()):
             box.observe(self.update, names="value")
@@ -112,8 +130,12 @@ class PromptPlayground:
         self.output.outputs = ()
         try:
             self.table = label_word_probabilities(
-                self.backbone, self.template_box.value, {k: b.value for k, b in self.word_boxes.items()},
-                self.sentences, self.max_length)
+                self.backbone,
+                self.template_box.value,
+                {k: b.value for k, b in self.word_boxes.items()},
+                self.sentences,
+                self.max_length,
+            )
             self.error = None
         except (TemplateError, VerbalizerError) as e:
             self.table, self.error = None, str(e)
@@ -129,15 +151,21 @@ class PromptPlayground:
         return _png(probability_figure(self.table, self.title)), _html(self.table)
 
 
-def prompt_playground(backbone: Backbone, sentences: Sequence[str], template: str = "{text} It was {mask}.",
-                      words: Mapping[str, str | Sequence[str]] | None = None, max_length: int = 64,
-                      static: bool = True) -> PromptPlayground:
+def prompt_playground(
+    backbone: Backbone,
+    sentences: Sequence[str],
+    template: str = "{text} It was {mask}.",
+    words: Mapping[str, str | Sequence[str]] | None = None,
+    max_length: int = 64,
+    static: bool = True,
+) -> PromptPlayground:
     """Show the playground; with ``static=True`` also its initial result as a plain figure and table."""
     playground = PromptPlayground(backbone, sentences, template, words, max_length)
     display(playground.widget)
     if static:
-        display(HTML("<p><em>Static copy of the initial result "
-                     "(the boxes above need a live kernel):</em></p>"))
+        display(
+            HTML("<p><em>Static copy of the initial result (the boxes above need a live kernel):</em></p>")
+        )
         for item in playground.static():
             display(item)
     return playground

@@ -14,14 +14,24 @@ import threading
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pages(site: Path) -> list[str]:
     skip = {"genindex.html", "search.html", "index.html"}
-    return sorted(str(p.relative_to(site)) for p in site.rglob("*.html")
-                  if p.name not in skip and not p.relative_to(site).parts[0].startswith("_"))
+    return sorted(
+        str(p.relative_to(site))
+        for p in site.rglob("*.html")
+        if p.name not in skip and not p.relative_to(site).parts[0].startswith("_")
+    )
 
 
 def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -54,12 +64,23 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     # only what the site serves itself counts: anything from another host is refused
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
             if m.type == "error" and base in (m.location.get("url") or base) and "ERR_FAILED" not in m.text
-            else None)
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
-            if r.status >= 400 and r.url.startswith(base) else None)
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"HTTP {r.status}: {r.url}")
+            if r.status >= 400 and r.url.startswith(base)
+            else None
+        ),
+    )
     page.goto(f"{base}/{name}", wait_until="load")
     page.wait_for_timeout(300)
     facts = page.evaluate("""() => ({
@@ -95,8 +116,10 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
     if facts["math"] and not facts["typeset"]:
         problems.append(f"{facts['math']} math elements but none typeset by MathJax")
     if facts["wide"]:
-        problems.append(f"{len(facts['wide'])} code cell(s) wider than the column of {facts['column']} "
-                        f"characters (longest lines: {sorted(facts['wide'])[-3:]})")
+        problems.append(
+            f"{len(facts['wide'])} code cell(s) wider than the column of {facts['column']} "
+            f"characters (longest lines: {sorted(facts['wide'])[-3:]})"
+        )
     if facts["notebook"] and not facts["colab"]:
         problems.append("chapter without a Colab launch link")
     if facts["widgets"] and not facts["rendered"]:
@@ -105,7 +128,9 @@ def check_page(browser, base: str, name: str, shots: Path | None) -> list[str]:
             problems.append(f"{facts['widgets']} widgets, none rendered from the saved state")
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shots / (name.replace("/", "_").removesuffix(".html") + ".png")), full_page=True)
+        page.screenshot(
+            path=str(shots / (name.replace("/", "_").removesuffix(".html") + ".png")), full_page=True
+        )
     page.close()
     return problems
 

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.browser
 def chromium():
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install chromium)")
+            pytest.fail(
+                f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install chromium)"
+            )
         pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
 
 
@@ -39,8 +41,12 @@ def site() -> Path:
     env = dict(os.environ, PROMPT_LEARNING_PROFILE="smoke")
     # Jupyter Book 1 has no ``python -m jupyter_book``: its command sits beside the interpreter.
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jupyter_book), "build", str(ROOT), "-n", "-W", "--keep-going",
-                    "--path-output", str(out)], check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "-n", "-W", "--keep-going", "--path-output", str(out)],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
     return out / "_build" / "html"
 
 
@@ -58,8 +64,9 @@ def test_the_check_catches_a_broken_page(site, tmp_path):
     page = next((copy / "chapters").glob("*.html"))
     html = page.read_text()
     wide = '<div class="cell"><div class="cell_input"><pre>' + "x = 1  # " + "y" * 300 + "</pre></div></div>"
-    html = html.replace("</body>", '<img src="no-such-figure.png"><script>console.error("boom")</script>'
-                        f"{wide}</body>")
+    html = html.replace(
+        "</body>", f'<img src="no-such-figure.png"><script>console.error("boom")</script>{wide}</body>'
+    )
     page.write_text(html)
     report = check_site(copy)
     problems = " | ".join(report[f"chapters/{page.name}"])
@@ -92,4 +99,3 @@ def test_a_code_line_of_the_books_length_fits_the_column(site):
     finally:
         server.shutdown()
     assert width, "a 100-character code line does not fit the chapters' code column at 1280 px"
-

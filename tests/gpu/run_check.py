@@ -35,10 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 STANDINS = {"PROMPT_LEARNING_PROFILE": "gpu", "PROMPT_LEARNING_OFFLINE_STANDINS": "1"}
-PREPARE = ("from prompt_learning.artifacts import ARTIFACTS, extracted\n"
-           "for key in ARTIFACTS:\n    print(key, extracted(key), flush=True)\n"
-           "from prompt_learning.backbones import EMBEDDED, load_backbone\n"
-           "for name in EMBEDDED:\n    print(name, load_backbone(name, device='cpu').num_parameters(), flush=True)\n")
+PREPARE = (
+    "from prompt_learning.artifacts import ARTIFACTS, extracted\n"
+    "for key in ARTIFACTS:\n    print(key, extracted(key), flush=True)\n"
+    "from prompt_learning.backbones import EMBEDDED, load_backbone\n"
+    "for name in EMBEDDED:\n    print(name, load_backbone(name, device='cpu').num_parameters(), flush=True)\n"
+)
 
 
 @dataclass
@@ -64,11 +66,19 @@ def device_info() -> dict:
 
     props = torch.cuda.get_device_properties(0)
     major, minor = torch.cuda.get_device_capability(0)
-    return {"device": torch.cuda.get_device_name(0), "capability": f"{major}.{minor}",
-            "memory_gib": round(props.total_memory / 2**30, 1), "device_count": torch.cuda.device_count(),
-            "auto_precision": auto_precision("cuda"), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(), "transformers": transformers.__version__,
-            "python": platform.python_version(), "host": platform.node()}
+    return {
+        "device": torch.cuda.get_device_name(0),
+        "capability": f"{major}.{minor}",
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "device_count": torch.cuda.device_count(),
+        "auto_precision": auto_precision("cuda"),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
 
 
 def run_step(step: Step, limit_s: float, env: dict[str, str]) -> Step:
@@ -76,8 +86,15 @@ def run_step(step: Step, limit_s: float, env: dict[str, str]) -> Step:
     step.limit_s = round(limit_s, 1)
     print(f"== {step.name} (limit {limit_s:.0f} s): {' '.join(step.command)}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.Popen(step.command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        step.command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=limit_s)
         step.status = "passed" if proc.returncode == 0 else "failed"
@@ -101,7 +118,7 @@ def _end(proc: subprocess.Popen) -> None:
         import psutil
 
         descendants = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:  # noqa: BLE001 - psutil absent, or the process already gone
+    except Exception:
         descendants = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -124,8 +141,13 @@ def junit_tests(path: Path) -> list[dict]:
     tests = []
     for case in ET.parse(path).getroot().iter("testcase"):
         outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        tests.append({"name": f"{case.get('classname', '')}::{case.get('name')}".lstrip(":"),
-                      "seconds": float(case.get("time", 0)), "outcome": outcome})
+        tests.append(
+            {
+                "name": f"{case.get('classname', '')}::{case.get('name')}".lstrip(":"),
+                "seconds": float(case.get("time", 0)),
+                "outcome": outcome,
+            }
+        )
     return tests
 
 
@@ -136,7 +158,7 @@ def merge_junit(parts: dict[str, Path], out: Path) -> None:
         if not path.exists():
             continue
         got = ET.parse(path).getroot()
-        for suite in ([got] if got.tag == "testsuite" else got.iter("testsuite")):
+        for suite in [got] if got.tag == "testsuite" else got.iter("testsuite"):
             suite.set("name", step)
             root.append(suite)
     ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
@@ -155,8 +177,12 @@ def chapter_path(number: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GPU tests and chapters on a CUDA machine, timed.")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
-                        help="folder for the XML and JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="folder for the XML and JSON (default benchmarks/results)",
+    )
     parser.add_argument("--chapters", nargs="*", default=["02", "08"], help="chapter numbers to execute")
     parser.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
     parser.add_argument("--prepare-limit", type=float, default=150, help="seconds to fetch the artifacts")
@@ -166,36 +192,65 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("gpu-check needs a CUDA GPU and torch sees none (torch "
-              f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Nothing was run or written. "
-              "Run it on a CUDA machine, with a CUDA build of torch in the environment.", file=sys.stderr)
+        print(
+            "gpu-check needs a CUDA GPU and torch sees none (torch "
+            f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Nothing was run or written. "
+            "Run it on a CUDA machine, with a CUDA build of torch in the environment.",
+            file=sys.stderr,
+        )
         return 2
 
     started, deadline = datetime.now(timezone.utc), time.perf_counter() + args.budget
     info = device_info()
-    print(f"gpu-check on {info['device']} (capability {info['capability']}), torch {info['torch']}, "
-          f"transformers {info['transformers']}", flush=True)
+    print(
+        f"gpu-check on {info['device']} (capability {info['capability']}), torch {info['torch']}, "
+        f"transformers {info['transformers']}",
+        flush=True,
+    )
     py = [sys.executable]
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
-        prepare = run_step(Step("prepare", [*py, "-c", PREPARE]), min(args.prepare_limit, args.budget / 4),
-                           {**OFFLINE, "PIP_RETRIES": "1", "PIP_DEFAULT_TIMEOUT": "20"})
+        prepare = run_step(
+            Step("prepare", [*py, "-c", PREPARE]),
+            min(args.prepare_limit, args.budget / 4),
+            {**OFFLINE, "PIP_RETRIES": "1", "PIP_DEFAULT_TIMEOUT": "20"},
+        )
         steps.append(prepare)
         junit = Path(tmp) / "tests.xml"
-        tests = Step("tests", [*py, "-m", "pytest", "tests/gpu", "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={junit}"], junit=str(junit))
+        tests = Step(
+            "tests",
+            [*py, "-m", "pytest", "tests/gpu", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+            junit=str(junit),
+        )
         steps.append(run_step(tests, min(args.tests_limit, deadline - time.perf_counter()), OFFLINE))
         for i, number in enumerate(args.chapters):
             nb = chapter_path(number)
             junit = Path(tmp) / f"chapter-{number}.xml"
             limit = (deadline - time.perf_counter()) / (len(args.chapters) - i)  # the rest, shared
-            step = Step(f"chapter-{number}", [*py, "-m", "pytest", "--nbmake", str(nb.relative_to(ROOT)),
-                                              f"--nbmake-timeout={max(int(limit) - 15, 1)}", "-q",
-                                              "-p", "no:cacheprovider", f"--junitxml={junit}"],
-                        junit=str(junit))
+            step = Step(
+                f"chapter-{number}",
+                [
+                    *py,
+                    "-m",
+                    "pytest",
+                    "--nbmake",
+                    str(nb.relative_to(ROOT)),
+                    f"--nbmake-timeout={max(int(limit) - 15, 1)}",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--junitxml={junit}",
+                ],
+                junit=str(junit),
+            )
             if prepare.status != "passed":
-                step.status, step.note = "skipped", ("the embedded backbones and corpora are neither cached "
-                                                     "nor downloadable here (see the prepare step)")
+                step.status, step.note = (
+                    "skipped",
+                    (
+                        "the embedded backbones and corpora are neither cached "
+                        "nor downloadable here (see the prepare step)"
+                    ),
+                )
                 steps.append(step)
                 continue
             steps.append(run_step(step, limit, {**OFFLINE, **STANDINS}))
@@ -205,10 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         args.results.mkdir(parents=True, exist_ok=True)
         merge_junit({s.name: Path(s.junit) for s in steps if s.junit}, args.results / f"{stem}.xml")
     ok = all(s.status == "passed" for s in steps)
-    report = {"started": started.isoformat(timespec="seconds"), "ok": ok, **info,
-              "budget_s": args.budget, "seconds": round(sum(s.seconds for s in steps), 2),
-              "chapter_env": STANDINS,
-              "steps": [{k: v for k, v in asdict(s).items() if k != "junit"} for s in steps]}
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "ok": ok,
+        **info,
+        "budget_s": args.budget,
+        "seconds": round(sum(s.seconds for s in steps), 2),
+        "chapter_env": STANDINS,
+        "steps": [{k: v for k, v in asdict(s).items() if k != "junit"} for s in steps],
+    }
     (args.results / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     for s in steps:
         print(f"{s.name:>12}: {s.status:<8} {s.seconds:7.1f} s  {s.note}")

@@ -10,7 +10,14 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
 from prompt_learning import (
-    PET, ClozeClassifier, HeadClassifier, HeadConfig, PETConfig, PromptLearningConfig, Verbalizer, fit,
+    PET,
+    ClozeClassifier,
+    HeadClassifier,
+    HeadConfig,
+    PETConfig,
+    PromptLearningConfig,
+    Verbalizer,
+    fit,
     load_backbone,
 )
 from prompt_learning.calibration import CalibratedClassifier
@@ -42,18 +49,24 @@ METHODS = {
     "in-context": lambda: in_context_classifier(cpu("tiny-llama"), T, V, data().select([0, 1])),
     "pet-all": lambda: PET(cpu("tiny-roberta"), T, V, PETConfig(max_length=64)),
     "pet-frozen": lambda: PET(cpu("tiny-llama"), T, V, PETConfig(tune="frozen", max_length=64)),
-    "prompt-tuning": lambda: PromptTuning(cpu("tiny-llama"), T, V,
-                                          PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was",
-                                                             max_length=64)),
+    "prompt-tuning": lambda: PromptTuning(
+        cpu("tiny-llama"),
+        T,
+        V,
+        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64),
+    ),
     "p-tuning-lstm": lambda: PTuning(cpu("tiny-llama"), "[P0][P1] " + T, V, PTuningConfig(max_length=64)),
-    "prefix-tuning": lambda: PrefixTuning(cpu("tiny-llama"), T, V,
-                                          PrefixTuningConfig(num_virtual_tokens=4, init="random", max_length=64)),
+    "prefix-tuning": lambda: PrefixTuning(
+        cpu("tiny-llama"), T, V, PrefixTuningConfig(num_virtual_tokens=4, init="random", max_length=64)
+    ),
     "p-tuning-v2": lambda: PTuningV2(cpu("tiny-bert"), 2, PTuningV2Config(4, max_length=64)),
     "head": lambda: HeadClassifier(cpu("tiny-bert"), 2, HeadConfig(max_length=64)),
-    "head-frozen-causal": lambda: HeadClassifier(cpu("tiny-llama"), 2, HeadConfig(train_backbone=False,
-                                                                                   max_length=64)),
-    "calibrated": lambda: CalibratedClassifier(ClozeClassifier(cpu("tiny-llama"), T, V,
-                                                               PromptLearningConfig(max_length=64))),
+    "head-frozen-causal": lambda: HeadClassifier(
+        cpu("tiny-llama"), 2, HeadConfig(train_backbone=False, max_length=64)
+    ),
+    "calibrated": lambda: CalibratedClassifier(
+        ClozeClassifier(cpu("tiny-llama"), T, V, PromptLearningConfig(max_length=64))
+    ),
 }
 
 
@@ -65,8 +78,16 @@ def test_gpu_logits_equal_cpu_logits(name):
         torch.testing.assert_close(gpu(TEXTS).cpu(), cpu(TEXTS), atol=1e-4, rtol=1e-4)
 
 
-TRAINED = ["pet-all", "pet-frozen", "prompt-tuning", "p-tuning-lstm", "prefix-tuning", "p-tuning-v2", "head",
-           "head-frozen-causal"]
+TRAINED = [
+    "pet-all",
+    "pet-frozen",
+    "prompt-tuning",
+    "p-tuning-lstm",
+    "prefix-tuning",
+    "p-tuning-v2",
+    "head",
+    "head-frozen-causal",
+]
 
 
 @pytest.mark.parametrize("precision", ["auto", "fp16", "no"])
@@ -75,8 +96,15 @@ def test_training_on_gpu_in_each_precision(name, precision):
     if precision == "auto" and torch.cuda.get_device_capability()[0] < 8:
         pytest.skip("auto is fp16 on this GPU")
     method = METHODS[name]().to("cuda")
-    hist = fit(method, data(), steps=20, lr=1e-3 if name in ("pet-all", "head") else 3e-2, batch_size=4,
-               mixed_precision=precision, progress=False)
+    hist = fit(
+        method,
+        data(),
+        steps=20,
+        lr=1e-3 if name in ("pet-all", "head") else 3e-2,
+        batch_size=4,
+        mixed_precision=precision,
+        progress=False,
+    )
     trainable = [p for p in method.parameters() if p.requires_grad]
     assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in trainable)
     assert sum(hist.loss[-3:]) / 3 < sum(hist.loss[:3]) / 3, hist.loss
@@ -103,13 +131,18 @@ def test_a_bf16_backbone_with_fp32_prompts_and_heads():
 
 def test_the_benchmark_runs_on_the_gpu():
     from prompt_learning.benchmark import compare
+
     out = compare(repeats=1, tokens=16, virtual=4, memory=True, model="tiny-llama")
     assert out["device"] == torch.cuda.get_device_name(0) and len(out["rows"]) == 3
     assert all(r["ours_s"] > 0 and r["peft_s"] > 0 for r in out["rows"])
 
 
 def test_prefix_generation_on_gpu_equals_cpu():
-    cpu = PrefixTuning(load_backbone("tiny-gpt2", device="cpu"),
-                       config=PrefixTuningConfig(num_virtual_tokens=3, init="random"))
+    cpu = PrefixTuning(
+        load_backbone("tiny-gpt2", device="cpu"),
+        config=PrefixTuningConfig(num_virtual_tokens=3, init="random"),
+    )
     gpu = copy.deepcopy(cpu).to("cuda")
-    assert gpu.generate(["the film was"], max_new_tokens=6) == cpu.generate(["the film was"], max_new_tokens=6)
+    assert gpu.generate(["the film was"], max_new_tokens=6) == cpu.generate(
+        ["the film was"], max_new_tokens=6
+    )

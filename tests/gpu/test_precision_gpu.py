@@ -10,7 +10,13 @@ from torch import nn
 
 from prompt_learning import load_backbone
 from prompt_learning.precision import (
-    PrecisionError, auto_precision, autocast, grad_scaler, no_autocast, resolve_device, resolve_precision,
+    PrecisionError,
+    auto_precision,
+    autocast,
+    grad_scaler,
+    no_autocast,
+    resolve_device,
+    resolve_precision,
 )
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -73,8 +79,9 @@ def test_a_scaled_fp16_step_updates_the_weights():
     for _ in range(8):  # a step whose scaled gradients overflow is skipped and the scale halved
         opt.zero_grad()
         with autocast("cuda", "fp16"):
-            loss = nn.functional.cross_entropy(layer(torch.randn(8, 16, device="cuda")),
-                                               torch.randint(0, 2, (8,), device="cuda"))
+            loss = nn.functional.cross_entropy(
+                layer(torch.randn(8, 16, device="cuda")), torch.randint(0, 2, (8,), device="cuda")
+            )
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()

@@ -18,8 +18,13 @@ spec.loader.exec_module(run_check)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: the check would run")
 def test_without_a_gpu_it_stops_at_once_and_writes_nothing(tmp_path):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(RUNNER), "--results", str(tmp_path / "results")],
-                          check=False, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), "--results", str(tmp_path / "results")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "needs a CUDA GPU" in done.stderr and "Nothing was run or written" in done.stderr
     assert not (tmp_path / "results").exists() and list(tmp_path.iterdir()) == []
@@ -44,7 +49,8 @@ def test_junit_files_merge_into_one_report_named_by_step(tmp_path):
     for name, outcome in (("a", ""), ("b", "<failure message='x'/>")):
         (tmp_path / f"{name}.xml").write_text(
             f'<testsuites><testsuite name="pytest" tests="1"><testcase classname="t" name="{name}" '
-            f'time="0.5">{outcome}</testcase></testsuite></testsuites>')
+            f'time="0.5">{outcome}</testcase></testsuite></testsuites>'
+        )
     parts = {"tests": tmp_path / "a.xml", "chapter-02": tmp_path / "b.xml", "absent": tmp_path / "no.xml"}
     run_check.merge_junit(parts, tmp_path / "all.xml")
     tests = run_check.junit_tests(tmp_path / "all.xml")

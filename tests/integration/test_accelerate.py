@@ -28,9 +28,29 @@ def test_two_processes_match_one(tmp_path):
     multi.mkdir(), single.mkdir()
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
     launcher = Path(sys.executable).with_name("accelerate")
-    subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-                    str(JOB), str(multi), "2"], check=True, env=env, timeout=300)
+    subprocess.run(
+        [
+            str(launcher),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(free_port()),
+            str(JOB),
+            str(multi),
+            "2",
+        ],
+        check=True,
+        env=env,
+        timeout=300,
+    )
     subprocess.run([sys.executable, str(JOB), str(single), "4"], check=True, env=env, timeout=300)
     r0, r1 = torch.load(multi / "rank0.pt"), torch.load(multi / "rank1.pt")
     one = torch.load(single / "rank0.pt")
@@ -47,7 +67,11 @@ class PromptStart:
     def initial() -> torch.Tensor:
         from prompt_learning import Verbalizer, load_backbone
         from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig
-        m = PromptTuning(load_backbone("tiny-llama"), "Review: {text} Sentiment: {mask}",
-                         Verbalizer({"negative": "negative", "positive": "positive"}),
-                         PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64))
+
+        m = PromptTuning(
+            load_backbone("tiny-llama"),
+            "Review: {text} Sentiment: {mask}",
+            Verbalizer({"negative": "negative", "positive": "positive"}),
+            PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64),
+        )
         return m.prompt.detach()

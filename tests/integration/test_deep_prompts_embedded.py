@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prompt_learning.backbones import load_backbone
-from prompt_learning.kv_prefix import KVPrefix, PrefixError, enable_prefixes, prefixed_forward
+from prompt_learning.kv_prefix import KVPrefix, enable_prefixes, prefixed_forward
 from prompt_learning.p_tuning_v2 import PTuningV2, PTuningV2Config
 from prompt_learning.prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig, split_table
 from prompt_learning.text_generation import encode_pairs, greedy_generate
@@ -29,8 +29,10 @@ def minilm():
 def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
     peft = pytest.importorskip("peft")
     torch.manual_seed(0)
-    peft_model = peft.get_peft_model(load_backbone("smollm2-135m").model,
-                                     peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5))
+    peft_model = peft.get_peft_model(
+        load_backbone("smollm2-135m").model,
+        peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
+    )
     table = peft_model.prompt_encoder["default"].embedding.weight  # (5, 30·2·3·64): 3 KV heads of 9
     with torch.no_grad():
         table.normal_()
@@ -46,8 +48,10 @@ def test_smollm2_prefix_equals_peft_prefix_tuning(smollm2):
 
 
 def test_smollm2_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(smollm2):
-    pt = PrefixTuning(smollm2, config=PrefixTuningConfig(num_virtual_tokens=4, reparameterize=False,
-                                                  init_text="Write a headline"))
+    pt = PrefixTuning(
+        smollm2,
+        config=PrefixTuningConfig(num_virtual_tokens=4, reparameterize=False, init_text="Write a headline"),
+    )
     sources = ["Article: Shares rose in Tokyo.\nHeadline:", "Article: Rain.\nHeadline:"]
     enc = encode_pairs(smollm2.tokenizer, sources, None, seq2seq=False)
     ids, mask = enc["input_ids"], enc["attention_mask"]  # left padded
@@ -55,8 +59,11 @@ def test_smollm2_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(
         prefix = pt.prefix()
         got = greedy_generate(smollm2.model, ids, mask, prefix=prefix, max_new_tokens=6)
         for step in range(6):
-            nxt = prefixed_forward(smollm2.model, prefix, ids, mask, use_cache=False,
-                                   logits_to_keep=1).logits[:, -1].argmax(-1)
+            nxt = (
+                prefixed_forward(smollm2.model, prefix, ids, mask, use_cache=False, logits_to_keep=1)
+                .logits[:, -1]
+                .argmax(-1)
+            )
             assert torch.equal(nxt, got[:, step])
             ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
 
@@ -77,7 +84,7 @@ def test_minilm_prefix_equals_an_eager_recomputation(minilm):
         for layer, s in zip(model.encoder.layer, slots):
             sa = layer.attention.self
             n, d = sa.num_attention_heads, sa.attention_head_size
-            split = lambda x: x.view(b, t, n, d).transpose(1, 2)  # noqa: E731
+            split = lambda x: x.view(b, t, n, d).transpose(1, 2)  # noqa: E731, B023 (this iteration)
             k = torch.cat([prefix.keys[s].expand(b, -1, -1, -1), split(sa.key(h))], 2)
             v = torch.cat([prefix.values[s].expand(b, -1, -1, -1), split(sa.value(h))], 2)
             att = torch.softmax(split(sa.query(h)) @ k.transpose(-1, -2) / math.sqrt(d) + bias, -1)
@@ -93,7 +100,7 @@ def test_minilm_p_tuning_v2_left_and_right_padding_agree(minilm):
     n, width = right["attention_mask"].sum(-1), right["input_ids"].shape[1]
     left_ids = torch.zeros_like(right["input_ids"])
     for i in range(len(TEXTS)):
-        left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
+        left_ids[i, width - n[i] :] = right["input_ids"][i, : n[i]]
     rows = torch.arange(len(TEXTS))
     with torch.no_grad():
         left = m.hidden_states({"input_ids": left_ids, "attention_mask": right["attention_mask"].flip(-1)})
@@ -102,5 +109,8 @@ def test_minilm_p_tuning_v2_left_and_right_padding_agree(minilm):
 
 
 def test_minilm_prefix_plus_text_beyond_512_positions_is_an_error(minilm):
-    with pytest.raises(ValueError, match="need 530 positions, but BertForMaskedLM has 512|need 530 positions, but BertModel has 512"):
+    with pytest.raises(
+        ValueError,
+        match="need 530 positions, but BertForMaskedLM has 512|need 530 positions, but BertModel has 512",
+    ):
         PTuningV2(minilm, 2, PTuningV2Config(18, max_length=512))

@@ -50,8 +50,12 @@ def chapter_imports(root: Path = ROOT) -> set[str]:
             if cell["cell_type"] != "code":
                 continue
             lines = "".join(cell["source"]).splitlines()
-            code = "\n".join(line[: len(line) - len(line.lstrip())] + "pass"
-                             if line.lstrip().startswith(("%", "!")) else line for line in lines)
+            code = "\n".join(
+                line[: len(line) - len(line.lstrip())] + "pass"
+                if line.lstrip().startswith(("%", "!"))
+                else line
+                for line in lines
+            )
             for node in ast.walk(ast.parse(code, filename=nb.name)):
                 if isinstance(node, ast.Import):
                     modules.update(alias.name for alias in node.names)
@@ -66,7 +70,9 @@ def library_imports(root: Path = ROOT) -> set[str]:
     modules: set[str] = set()
     for path in (root / "src" / "prompt_learning").rglob("*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
-        guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for b in t.body for n in ast.walk(b)}
+        guarded = {
+            id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for b in t.body for n in ast.walk(b)
+        }
         for node in ast.walk(tree):
             if id(node) in guarded:
                 continue
@@ -79,14 +85,22 @@ def library_imports(root: Path = ROOT) -> set[str]:
 
 def source_modules(root: Path = ROOT) -> set[str]:
     package = root / "src" / "prompt_learning"
-    return {"prompt_learning." + ".".join(p.relative_to(package).with_suffix("").parts)
-            for p in package.rglob("*.py") if p.name != "__init__.py"}
+    return {
+        "prompt_learning." + ".".join(p.relative_to(package).with_suffix("").parts)
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py"
+    }
 
 
 def working_tree_copy(dest: Path) -> Path:
     """The files of the working tree that git does not ignore, copied to ``dest``."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for rel in filter(None, listed.split("\0")):
         src = ROOT / rel
         if src.is_file():
@@ -128,7 +142,17 @@ def install_and_import(venv: Path, tree: Path, cwd: Path) -> dict:
     run([*pip, f"{tree}[book]"], timeout=900)
     run([py, "-m", "pip", "check"], timeout=120)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
-               PYTHONNOUSERSITE="1")
-    done = run([py, "-c", IMPORT_ALL, json.dumps(sorted(chapter_imports() | library_imports()))], timeout=600, env=env, cwd=cwd)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONNOUSERSITE="1",
+    )
+    done = run(
+        [py, "-c", IMPORT_ALL, json.dumps(sorted(chapter_imports() | library_imports()))],
+        timeout=600,
+        env=env,
+        cwd=cwd,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])

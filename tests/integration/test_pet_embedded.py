@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from prompt_learning import (
-    ClozeClassifier, Verbalizer, VerbalizerError, evaluate, few_shot, fit, load_backbone, movie_reviews,
+    ClozeClassifier,
+    Verbalizer,
+    VerbalizerError,
+    evaluate,
+    few_shot,
+    fit,
+    load_backbone,
+    movie_reviews,
     stratified_head,
 )
 from prompt_learning.calibration import CalibratedClassifier, calibrate_logits, prediction_shares

@@ -22,10 +22,16 @@ def mlm():
 @pytest.fixture(scope="module")
 def reviews() -> Dataset:
     features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    texts = ["A gorgeous, witty and moving film.", "A dull, lifeless and painfully boring mess.",
-             "One of the best movies of the year.", "The plot is thin and the acting is awful.",
-             "Funny, warm and beautifully acted.", "I wanted my money back after an hour.",
-             "A delight from start to finish.", "Tedious, predictable and far too long."]
+    texts = [
+        "A gorgeous, witty and moving film.",
+        "A dull, lifeless and painfully boring mess.",
+        "One of the best movies of the year.",
+        "The plot is thin and the acting is awful.",
+        "Funny, warm and beautifully acted.",
+        "I wanted my money back after an hour.",
+        "A delight from start to finish.",
+        "Tedious, predictable and far too long.",
+    ]
     return Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0, 1, 0, 1, 0]}, features=features)
 
 
@@ -62,7 +68,9 @@ def test_mask_fill_returns_real_tokens(mlm):
 
 
 def test_a_cloze_classifier_runs_on_it(mlm):
-    clf = ClozeClassifier(mlm, "{text} It was {mask}.", Verbalizer({"negative": "terrible", "positive": "great"}))
+    clf = ClozeClassifier(
+        mlm, "{text} It was {mask}.", Verbalizer({"negative": "terrible", "positive": "great"})
+    )
     with torch.no_grad():
         out = clf(["A masterpiece: moving, funny and beautifully acted.", "A dull and boring mess."])
     assert out.shape == (2, 2) and torch.isfinite(out).all()
@@ -74,12 +82,18 @@ def test_label_words_autoprompt_and_phrases_run_on_it(mlm, reviews):
     for words in found.candidates.values():
         assert all(w.isprintable() and not w.startswith("##") for w, _ in words)
     assert 0.0 <= found.ranked[0].accuracy <= 1.0
-    phrases = Verbalizer({"negative": ["terrible", "not good"], "positive": ["great", "very good"]}, multi_token="sum")
+    phrases = Verbalizer(
+        {"negative": ["terrible", "not good"], "positive": ["great", "very good"]}, multi_token="sum"
+    )
     with torch.no_grad():
         scores = MultiTokenCloze(mlm, "{text} It was {mask}.", phrases)(reviews["text"][:2])
     assert scores.shape == (2, 2) and (scores < 0).all()  # log-probabilities
-    ap = AutoPrompt(mlm, "{text} [P0][P1] {mask}.", Verbalizer({"negative": "terrible", "positive": "great"}),
-                    AutoPromptConfig(num_iterations=2, batch_size=8, num_candidates=4))
+    ap = AutoPrompt(
+        mlm,
+        "{text} [P0][P1] {mask}.",
+        Verbalizer({"negative": "terrible", "positive": "great"}),
+        AutoPromptConfig(num_iterations=2, batch_size=8, num_candidates=4),
+    )
     result = ap.search(reviews)
     assert result.losses[-1] <= result.steps[0].loss_before
     assert "{text}" in result.template and "[P" not in result.template

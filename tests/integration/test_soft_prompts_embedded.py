@@ -29,8 +29,9 @@ def unpadded(method, text):
 
 
 def test_prompt_tuning_matches_peft(smollm2):
-    ours = PromptTuning(smollm2, TEMPLATE, WORDS,
-                        PromptTuningConfig(num_virtual_tokens=8, init="SAMPLE_VOCAB", max_length=48))
+    ours = PromptTuning(
+        smollm2, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=8, init="SAMPLE_VOCAB", max_length=48)
+    )
     peft = get_peft_model(smollm2.model, PeftPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=8))
     with torch.no_grad():
         peft.prompt_encoder["default"].embedding.weight.copy_(ours.prompt)
@@ -42,11 +43,21 @@ def test_prompt_tuning_matches_peft(smollm2):
 
 @pytest.mark.parametrize("encoder", ["LSTM", "MLP"])
 def test_p_tuning_matches_peft(smollm2, encoder):
-    ours = PTuning(smollm2, virtual_tokens(6) + TEMPLATE, WORDS,
-                   PTuningConfig(encoder=encoder, encoder_hidden_size=64, max_length=48))
-    peft = get_peft_model(smollm2.model, PromptEncoderConfig(
-        task_type="CAUSAL_LM", num_virtual_tokens=6, encoder_reparameterization_type=encoder,
-        encoder_hidden_size=64))
+    ours = PTuning(
+        smollm2,
+        virtual_tokens(6) + TEMPLATE,
+        WORDS,
+        PTuningConfig(encoder=encoder, encoder_hidden_size=64, max_length=48),
+    )
+    peft = get_peft_model(
+        smollm2.model,
+        PromptEncoderConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=6,
+            encoder_reparameterization_type=encoder,
+            encoder_hidden_size=64,
+        ),
+    )
     peft.prompt_encoder["default"].load_state_dict(ours.encoder.state_dict())
     with torch.no_grad():
         for text in TEXTS:
@@ -56,7 +67,9 @@ def test_p_tuning_matches_peft(smollm2, encoder):
 
 
 def test_checkpoint_round_trip_and_refusal(smollm2, tmp_path):
-    method = PTuning(smollm2, "[P0][P1] {text} [P2] Sentiment: {mask}", WORDS, PTuningConfig(encoder="MLP", max_length=48))
+    method = PTuning(
+        smollm2, "[P0][P1] {text} [P2] Sentiment: {mask}", WORDS, PTuningConfig(encoder="MLP", max_length=48)
+    )
     save_prompt(method, tmp_path / "ckpt")
     again = load_prompt(tmp_path / "ckpt", smollm2)
     with torch.no_grad():
@@ -69,7 +82,9 @@ def test_a_soft_prompt_learns_movie_reviews(smollm2):
     data = movie_reviews()
     train, test = few_shot(data["pool"], 8, seed=0), stratified_head(data["test"], 32)
     words = Verbalizer({"negative": "terrible", "positive": "great"})
-    config = PromptTuningConfig(num_virtual_tokens=8, init_text="Is this movie review positive?", max_length=48)
+    config = PromptTuningConfig(
+        num_virtual_tokens=8, init_text="Is this movie review positive?", max_length=48
+    )
     method = PromptTuning(smollm2, "{text} It was {mask}.", words, config)
     before = evaluate(method, test)["accuracy"]
     hist = fit(method, train, steps=8, lr=3e-2, batch_size=8, seed=0, progress=False)

@@ -6,8 +6,14 @@ import sys
 import pytest
 
 from prompt_learning import allocator, backbones
-from prompt_learning.allocator import (CPU_MALLOC_ENV, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD,
-                                       MMAP_THRESHOLD_MAX, TRIM_NEVER, keep_freed_memory)
+from prompt_learning.allocator import (
+    CPU_MALLOC_ENV,
+    M_MMAP_THRESHOLD,
+    M_TRIM_THRESHOLD,
+    MMAP_THRESHOLD_MAX,
+    TRIM_NEVER,
+    keep_freed_memory,
+)
 from prompt_learning.backbones import load_backbone
 
 
@@ -20,6 +26,7 @@ class FakeLibc:
         def mallopt(param, value):
             self.calls.append((param, value))
             return self.ok
+
         self.mallopt = mallopt
 
 

@@ -18,6 +18,7 @@ def fake_index(tmp_path, monkeypatch):
     payload.parent.mkdir()
     import io
     import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as t:
         data = b"hello corpus\n"

@@ -46,8 +46,9 @@ CASES = {
     "not causal, no mask": dict(layer=Layer(False), mask=None),
     "causal with padding (bool)": dict(layer=Layer(True), mask=padding_mask()),
     "padding as an additive float mask": dict(
-        layer=Layer(False), mask=torch.zeros(2, 1, 5, 5).masked_fill(~padding_mask(causal=False),
-                                                                     float("-inf"))),
+        layer=Layer(False),
+        mask=torch.zeros(2, 1, 5, 5).masked_fill(~padding_mask(causal=False), float("-inf")),
+    ),
     "grouped-query heads": dict(layer=Layer(True, groups=2), mask=padding_mask(), kv_heads=2),
     "one query over a longer past": dict(layer=Layer(True), mask=None, q_len=1, kv_len=6),
 }
@@ -60,7 +61,7 @@ def test_the_formula_equals_sdpa_in_values_and_gradients(case):
     outs, grads = [], []
     for fn in (sdpa_attention_forward, attention_formula):
         q, k, v = qkv(**shape)
-        out, _ = fn(c["layer"], q, k, v, c["mask"], scaling=8 ** -0.5)
+        out, _ = fn(c["layer"], q, k, v, c["mask"], scaling=8**-0.5)
         weights = torch.arange(out.numel(), dtype=out.dtype).reshape(out.shape).sin()
         (out * weights).sum().backward()
         outs.append(out)
@@ -73,8 +74,9 @@ def test_the_formula_equals_sdpa_in_values_and_gradients(case):
 
 def test_the_formula_runs_only_when_gradients_flow_on_a_cpu(monkeypatch):
     calls = []
-    monkeypatch.setattr(attention, "attention_formula",
-                        lambda *a, **k: calls.append("formula") or attention_formula(*a, **k))
+    monkeypatch.setattr(
+        attention, "attention_formula", lambda *a, **k: calls.append("formula") or attention_formula(*a, **k)
+    )
     q, k, v = qkv()
     attend(Layer(True), q, k, v, None)
     assert calls == ["formula"]

@@ -41,8 +41,9 @@ def test_candidate_scores_equal_a_brute_force_sum_over_each_class(name, sentimen
         # and they are the top 5 of the whole (whole-word) vocabulary
         pool = whole_word_ids(b.tokenizer, template.mask_space)
         vocab_words = [b.tokenizer.decode([i]).strip() for i in pool]
-        every = _brute_force_scores(b, template, [t for t, yy in zip(sentiment_toy["text"], y.tolist()) if yy == 1],
-                                    vocab_words).sum(0)
+        every = _brute_force_scores(
+            b, template, [t for t, yy in zip(sentiment_toy["text"], y.tolist()) if yy == 1], vocab_words
+        ).sum(0)
     assert [w for w, _ in found.candidates["positive"]] == [vocab_words[i] for i in every.topk(5).indices]
 
 
@@ -60,9 +61,16 @@ def test_ranked_by_zero_shot_accuracy_which_the_cloze_classifier_reproduces(name
 
 
 def test_classes_come_back_in_the_datasets_label_order():
-    features = Features({"text": Value("string"), "label": ClassLabel(names=["positive", "negative", "neutral"])})
-    data = Dataset.from_dict({"text": ["a great film", "an awful movie", "it was a film", "good fun", "boring"],
-                              "label": [0, 1, 2, 0, 1]}, features=features)
+    features = Features(
+        {"text": Value("string"), "label": ClassLabel(names=["positive", "negative", "neutral"])}
+    )
+    data = Dataset.from_dict(
+        {
+            "text": ["a great film", "an awful movie", "it was a film", "good fun", "boring"],
+            "label": [0, 1, 2, 0, 1],
+        },
+        features=features,
+    )
     found = auto_label_words(load_backbone("tiny-bert"), "{text} it was {mask}.", data, k=3, n=2)
     assert found.labels == ["positive", "negative", "neutral"]
     assert list(found.candidates) == found.labels
@@ -90,13 +98,19 @@ def test_vocabulary_candidates_are_whole_words_not_specials_or_fragments(sentime
 def test_given_multi_token_phrases_are_scored_whole_not_dropped(name, sentiment_toy):
     b = load_backbone(name)
     candidates = {"negative": ["bad", "not good", "boring"], "positive": ["good", "very good", "great"]}
-    found = auto_label_words(b, "{text} it was {mask}.", sentiment_toy, k=3, n=9, candidates=candidates, mixed_precision="no")
+    found = auto_label_words(
+        b, "{text} it was {mask}.", sentiment_toy, k=3, n=9, candidates=candidates, mixed_precision="no"
+    )
     assert {w for w, _ in found.candidates["negative"]} == set(candidates["negative"])
     # the phrases' scores are their whole log-probabilities, summed over the class's examples
     space = " "
-    clf = MultiTokenCloze(b, "{text} it was {mask}.",
-                          Verbalizer({"n": ["bad", "not good", "boring"], "p": ["good", "very good", "great"]},
-                                     multi_token="sum"))
+    clf = MultiTokenCloze(
+        b,
+        "{text} it was {mask}.",
+        Verbalizer(
+            {"n": ["bad", "not good", "boring"], "p": ["good", "very good", "great"]}, multi_token="sum"
+        ),
+    )
     with torch.no_grad():
         table = clf.word_scores(sentiment_toy["text"])  # (N, 6)
     y = torch.tensor(sentiment_toy["label"])
@@ -134,8 +148,11 @@ def test_bad_requests_are_refused_before_compute(sentiment_toy):
         auto_label_words(load_backbone("tiny-gpt2"), "{mask}: {text}", sentiment_toy)
     with pytest.raises(Exception, match="LM head"):
         auto_label_words(load_backbone("tiny-bart"), t, sentiment_toy)
-    found = auto_label_words(b, t, {"text": ["a great film", "awful"], "label": [1, 0]}, labels=["neg", "pos"], k=2)
+    found = auto_label_words(
+        b, t, {"text": ["a great film", "awful"], "label": [1, 0]}, labels=["neg", "pos"], k=2
+    )
     assert found.labels == ["neg", "pos"]
-    repeated = auto_label_words(b, t, sentiment_toy, candidates={"negative": ["bad", "bad ", "awful"],
-                                                                  "positive": ["good"]})
+    repeated = auto_label_words(
+        b, t, sentiment_toy, candidates={"negative": ["bad", "bad ", "awful"], "positive": ["good"]}
+    )
     assert [w for w, _ in repeated.candidates["negative"]] in (["bad", "awful"], ["awful", "bad"])

@@ -14,7 +14,9 @@ def _by_hand_scores(ap: AutoPrompt, texts, labels, position) -> torch.Tensor:
     """The estimate written out: embeddings with grad, a plain forward, log-softmax, ∇, −E·g."""
     tok, model = ap.tokenizer, ap.model
     b = ap.template.encode(tok, {"text": texts}, 128, causal=ap.causal)
-    ids = torch.where(b["virtual_index"] >= 0, ap.trigger_ids[b["virtual_index"].clamp(min=0)], b["input_ids"])
+    ids = torch.where(
+        b["virtual_index"] >= 0, ap.trigger_ids[b["virtual_index"].clamp(min=0)], b["input_ids"]
+    )
     E = model.get_input_embeddings().weight.detach()  # (V, H)
     embeds = E[ids].clone().requires_grad_(True)  # (B, T, H)
     mask = b["attention_mask"]
@@ -30,8 +32,10 @@ def _by_hand_scores(ap: AutoPrompt, texts, labels, position) -> torch.Tensor:
     return -(E @ grad)
 
 
-@pytest.mark.parametrize("name, template", [("tiny-bert", "{text} [P0][P1] it was {mask}."),
-                                            ("tiny-gpt2", "[P0] {text} [P1][P2] it was {mask}")])
+@pytest.mark.parametrize(
+    "name, template",
+    [("tiny-bert", "{text} [P0][P1] it was {mask}."), ("tiny-gpt2", "[P0] {text} [P1][P2] it was {mask}")],
+)
 def test_candidate_scores_are_the_first_order_estimate(name, template):
     ap = AutoPrompt(load_backbone(name), template, WORDS)
     ap.trigger_ids[1] = ap.tokenizer(" movie", add_special_tokens=False)["input_ids"][0]
@@ -43,9 +47,14 @@ def test_candidate_scores_are_the_first_order_estimate(name, template):
     assert got.shape == (len(ap.tokenizer),)
 
 
-@pytest.mark.parametrize("name, template, loss", [("tiny-bert", "{text} [P0][P1][P2] {mask}.", "vocabulary"),
-                                                  ("tiny-bert", "{text} [P0][P1][P2] {mask}.", "classes"),
-                                                  ("tiny-llama", "{text} [P0][P1] it was {mask}", "vocabulary")])
+@pytest.mark.parametrize(
+    "name, template, loss",
+    [
+        ("tiny-bert", "{text} [P0][P1][P2] {mask}.", "vocabulary"),
+        ("tiny-bert", "{text} [P0][P1][P2] {mask}.", "classes"),
+        ("tiny-llama", "{text} [P0][P1] it was {mask}", "vocabulary"),
+    ],
+)
 def test_a_step_never_raises_the_batch_loss(name, template, loss, sentiment_toy):
     ap = AutoPrompt(load_backbone(name), template, WORDS, AutoPromptConfig(num_candidates=5, loss=loss))
     b = ap.encode({"text": sentiment_toy["text"]})
@@ -62,8 +71,12 @@ def test_a_step_never_raises_the_batch_loss(name, template, loss, sentiment_toy)
 
 def test_search_is_seeded_and_returns_a_hard_template(sentiment_toy):
     def run(seed):
-        ap = AutoPrompt(load_backbone("tiny-bert"), "{text} [P0][P1] it was {mask}.", WORDS,
-                        AutoPromptConfig(num_iterations=5, batch_size=4, num_candidates=4, seed=seed))
+        ap = AutoPrompt(
+            load_backbone("tiny-bert"),
+            "{text} [P0][P1] it was {mask}.",
+            WORDS,
+            AutoPromptConfig(num_iterations=5, batch_size=4, num_candidates=4, seed=seed),
+        )
         return ap, ap.search(sentiment_toy, mixed_precision="no")
 
     ap, result = run(0)
@@ -87,8 +100,9 @@ def test_search_is_seeded_and_returns_a_hard_template(sentiment_toy):
 
 def test_template_text_spaces_adjacent_markers():
     ap = AutoPrompt(load_backbone("tiny-gpt2"), "[P0][P1] {text} it was{mask}", WORDS)
-    ap.trigger_ids.copy_(torch.tensor([ap.tokenizer(w, add_special_tokens=False)["input_ids"][0]
-                                       for w in (" the", " movie")]))
+    ap.trigger_ids.copy_(
+        torch.tensor([ap.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" the", " movie")])
+    )
     assert ap.template_text() == "the movie {text} it was{mask}"
 
 
@@ -98,15 +112,18 @@ def test_bad_set_ups_are_refused_before_compute(sentiment_toy):
     with pytest.raises(TemplateError, match="after {mask}"):
         AutoPrompt(load_backbone("tiny-gpt2"), "{text} it was {mask} [P0]", WORDS)
     with pytest.raises(AutoPromptError, match="one-token word"):
-        AutoPrompt(load_backbone("tiny-bert"), "{text} [P0] {mask}.", WORDS, AutoPromptConfig(init_token="the film"))
+        AutoPrompt(
+            load_backbone("tiny-bert"), "{text} [P0] {mask}.", WORDS, AutoPromptConfig(init_token="the film")
+        )
     with pytest.raises(AutoPromptError, match="positive integer"):
         AutoPromptConfig(num_candidates=0)
     with pytest.raises(AutoPromptError, match="'vocabulary'"):
         AutoPromptConfig(loss="hinge")
     with pytest.raises(AutoPromptError, match="LM head"):
         AutoPrompt(load_backbone("tiny-bart"), "{text} [P0] {mask}.", WORDS)
-    ap = AutoPrompt(load_backbone("tiny-bert"), "{text} [P0] {mask}.",
-                    Verbalizer({"positive": "good", "negative": "bad"}))
+    ap = AutoPrompt(
+        load_backbone("tiny-bert"), "{text} [P0] {mask}.", Verbalizer({"positive": "good", "negative": "bad"})
+    )
     with pytest.raises(Exception, match="label order"):
         ap.search(sentiment_toy)
     with pytest.raises(AutoPromptError, match="not a trigger"):

@@ -25,8 +25,16 @@ def test_tiny_backbones_build_and_run(name):
         else:
             out = b.model(**batch)
     assert out.logits.shape[:2] == batch["input_ids"].shape[:2] or b.kind == "seq2seq"
-    assert b.kind == {"tiny-bert": "masked-lm", "tiny-roberta": "masked-lm", "tiny-gpt2": "causal-lm",
-                      "tiny-llama": "causal-lm", "tiny-bart": "seq2seq"}[name]
+    assert (
+        b.kind
+        == {
+            "tiny-bert": "masked-lm",
+            "tiny-roberta": "masked-lm",
+            "tiny-gpt2": "causal-lm",
+            "tiny-llama": "causal-lm",
+            "tiny-bart": "seq2seq",
+        }[name]
+    )
 
 
 def test_tiny_is_deterministic():
@@ -92,7 +100,7 @@ def _hub_error(status: int, code: str, repo: str) -> Exception:
     req = httpx.Request("GET", f"https://huggingface.co/{repo}/resolve/main/config.json")
     try:
         hf_raise_for_status(httpx.Response(status, headers={"X-Error-Code": code}, request=req))
-    except Exception as e:  # noqa: BLE001 - the exception is the point
+    except Exception as e:
         return e
     raise AssertionError("hf_raise_for_status raised nothing")
 
@@ -127,11 +135,16 @@ def _hub_message(monkeypatch, wrapped: OSError, repo: str) -> str:
 
 @pytest.fixture
 def three_hub_messages(monkeypatch):
-    repos = {"gated": "meta-llama/Llama-3.2-1B", "missing": "FacebookAI/roberta-lage",
-             "unreachable": "openai-community/gpt2-medium"}
-    raised = {"gated": _hub_error(403, "GatedRepo", repos["gated"]),
-              "missing": _hub_error(401, "RepoNotFound", repos["missing"]),
-              "unreachable": _connection_error()}
+    repos = {
+        "gated": "meta-llama/Llama-3.2-1B",
+        "missing": "FacebookAI/roberta-lage",
+        "unreachable": "openai-community/gpt2-medium",
+    }
+    raised = {
+        "gated": _hub_error(403, "GatedRepo", repos["gated"]),
+        "missing": _hub_error(401, "RepoNotFound", repos["missing"]),
+        "unreachable": _connection_error(),
+    }
     wrapped = {k: _as_transformers_raises(raised[k], repos[k]) for k in repos}  # before any patching
     for k in repos:
         assert wrapped[k].__cause__ is raised[k]  # the chain the library reads
@@ -177,8 +190,11 @@ def test_offline_mode_is_named_as_the_reason(monkeypatch):
 
 
 def test_any_other_hub_failure_keeps_its_own_message(monkeypatch):
-    monkeypatch.setattr(backbones.AutoConfig, "from_pretrained",
-                        mock.Mock(side_effect=PermissionError("[Errno 13] cache folder is read-only")))
+    monkeypatch.setattr(
+        backbones.AutoConfig,
+        "from_pretrained",
+        mock.Mock(side_effect=PermissionError("[Errno 13] cache folder is read-only")),
+    )
     with pytest.raises(BackboneError, match="cache folder is read-only") as info:
         load_backbone("org/model")
     assert not any(s in str(info.value) for s in ("gated", "not found", "cannot be reached"))

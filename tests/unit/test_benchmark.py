@@ -11,7 +11,9 @@ from prompt_learning.benchmark import METHODS, compare
 from prompt_learning.precision import CPU_BF16_ENV
 
 
-@pytest.mark.parametrize("cpu_bf16", ["1", "0"])  # "0": the default precision is fp32, as on a CPU without bf16
+@pytest.mark.parametrize(
+    "cpu_bf16", ["1", "0"]
+)  # "0": the default precision is fp32, as on a CPU without bf16
 def test_compare_times_every_method_against_peft_on_a_tiny_llama(cpu_bf16, monkeypatch):
     monkeypatch.setenv(CPU_BF16_ENV, cpu_bf16)
     result = compare(repeats=3, tokens=16, virtual=2, memory=False, model="tiny-llama")
@@ -29,11 +31,14 @@ def test_compare_times_every_method_against_peft_on_a_tiny_llama(cpu_bf16, monke
 
 def rss_growth_in_a_fresh_process(work: str) -> float:
     """``rss_growth`` of ``work`` where no freed memory is waiting to be reused, as in the benchmark."""
-    code = f"import torch; from prompt_learning.benchmark import rss_growth; print(rss_growth(lambda: {work}))"
+    code = (
+        f"import torch; from prompt_learning.benchmark import rss_growth; print(rss_growth(lambda: {work}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # starts another Python
 def test_rss_growth_sees_an_allocation_and_not_its_absence():
     assert 48 < rss_growth_in_a_fresh_process("torch.ones(64 * 2**20 // 4).add_(1).sum()") < 256  # 64 MiB
     assert rss_growth_in_a_fresh_process("sum(range(1000))") < 16

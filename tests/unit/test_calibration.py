@@ -6,7 +6,11 @@ from torch import nn
 
 from prompt_learning import ClozeClassifier, Verbalizer, load_backbone
 from prompt_learning.calibration import (
-    CONTENT_FREE, CalibratedClassifier, CalibrationError, calibrate_logits, content_free_probs,
+    CONTENT_FREE,
+    CalibratedClassifier,
+    CalibrationError,
+    calibrate_logits,
+    content_free_probs,
     prediction_shares,
 )
 
@@ -67,8 +71,9 @@ def test_the_default_inputs_are_zhao_et_al():
 
 
 def test_two_text_templates_get_content_free_text_in_each_slot():
-    clf = ClozeClassifier(load_backbone("tiny-bert"), "{text_a} ? {mask} , {text_b}",
-                          Verbalizer({"no": "no", "yes": "yes"}))
+    clf = ClozeClassifier(
+        load_backbone("tiny-bert"), "{text_a} ? {mask} , {text_b}", Verbalizer({"no": "no", "yes": "yes"})
+    )
     calibrated = CalibratedClassifier(clf, content_free=["N/A"])
     with torch.no_grad():
         out = calibrated({"text_a": ["N/A"], "text_b": ["N/A"]})

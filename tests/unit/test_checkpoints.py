@@ -22,18 +22,32 @@ def trained(method, data):
 
 
 def prompt_tuning(name="tiny-llama", **kw):
-    return PromptTuning(load_backbone(name), "{text} It was {mask}.", WORDS,
-                        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64, **kw))
+    return PromptTuning(
+        load_backbone(name),
+        "{text} It was {mask}.",
+        WORDS,
+        PromptTuningConfig(num_virtual_tokens=4, init_text="the movie was", max_length=64, **kw),
+    )
 
 
 def p_tuning(name="tiny-llama", **kw):
-    return PTuning(load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(max_length=64, **kw))
+    return PTuning(
+        load_backbone(name), "[P0] {text} [P1] It was {mask}.", WORDS, PTuningConfig(max_length=64, **kw)
+    )
 
 
-@pytest.mark.parametrize("make", [
-    lambda: prompt_tuning(), lambda: prompt_tuning("tiny-bert"), lambda: prompt_tuning(readout="head"),
-    lambda: p_tuning(), lambda: p_tuning(encoder="MLP"), lambda: p_tuning("tiny-roberta", encoder="NONE"),
-], ids=["pt", "pt-mlm", "pt-head", "ptuning-lstm", "ptuning-mlp", "free-mlm"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: prompt_tuning(),
+        lambda: prompt_tuning("tiny-bert"),
+        lambda: prompt_tuning(readout="head"),
+        lambda: p_tuning(),
+        lambda: p_tuning(encoder="MLP"),
+        lambda: p_tuning("tiny-roberta", encoder="NONE"),
+    ],
+    ids=["pt", "pt-mlm", "pt-head", "ptuning-lstm", "ptuning-mlp", "free-mlm"],
+)
 def test_round_trip_gives_identical_logits(make, sentiment_toy, tmp_path):
     method = trained(make(), sentiment_toy)
     save_prompt(method, tmp_path / "ckpt")
@@ -80,8 +94,10 @@ def test_frozen_encoder_saves_a_plain_prompt(sentiment_toy, tmp_path):
 @pytest.mark.parametrize("other", ["tiny-gpt2", "tiny-bert"])
 def test_other_backbone_is_refused(other, tmp_path):
     save_prompt(prompt_tuning(), tmp_path / "ckpt")
-    with pytest.raises(CheckpointError, match=r"trained on backbone 'tiny-llama'.*not on '" + other +
-                       r"'.*load_backbone\('tiny-llama'\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained on backbone 'tiny-llama'.*not on '" + other + r"'.*load_backbone\('tiny-llama'\)",
+    ):
         load_prompt(tmp_path / "ckpt", load_backbone(other))
 
 

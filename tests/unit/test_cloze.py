@@ -10,8 +10,9 @@ from prompt_learning.cloze import causal_next_token_logits
 SENTENCES = ["a great film", "the plot was boring and dull , i hate it", "fun"]
 
 
-@pytest.mark.parametrize("name, targets", [("tiny-bert", ["bad", "good"]),
-                                           ("tiny-roberta", [" bad", " good"])])
+@pytest.mark.parametrize(
+    "name, targets", [("tiny-bert", ["bad", "good"]), ("tiny-roberta", [" bad", " good"])]
+)
 def test_label_word_probabilities_equal_the_fill_mask_pipeline(name, targets):
     b = load_backbone(name)
     clf = ClozeClassifier(b, "{text} it was {mask}.", Verbalizer({"negative": "bad", "positive": "good"}))
@@ -37,8 +38,9 @@ def test_masked_lm_fills_a_mask_anywhere():
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
 def test_causal_scores_do_not_depend_on_left_padding(name):
-    clf = ClozeClassifier(load_backbone(name), "{text} it was {mask}.",
-                          Verbalizer({"negative": "bad", "positive": "good"}))
+    clf = ClozeClassifier(
+        load_backbone(name), "{text} it was {mask}.", Verbalizer({"negative": "bad", "positive": "good"})
+    )
     with torch.no_grad():
         together = clf(SENTENCES)  # padded to the longest
         alone = torch.cat([clf([s]) for s in SENTENCES])  # no padding at all
@@ -64,8 +66,9 @@ def test_causal_lm_refuses_a_mid_sentence_mask(name):
 
 def test_models_without_an_lm_head_are_refused():
     with pytest.raises(ValueError, match="needs an LM head"):
-        ClozeClassifier(load_backbone("tiny-bart"), "{text} it was {mask}.",
-                        Verbalizer({"n": "bad", "p": "good"}))
+        ClozeClassifier(
+            load_backbone("tiny-bart"), "{text} it was {mask}.", Verbalizer({"n": "bad", "p": "good"})
+        )
 
 
 def test_two_text_template_needs_its_columns():
@@ -83,6 +86,7 @@ def test_next_token_logits_accept_embeddings():
     emb = b.model.get_input_embeddings()(enc["input_ids"])  # (B, T, H)
     with torch.no_grad():
         from_ids = causal_next_token_logits(b.model, enc["input_ids"], enc["attention_mask"])
-        from_emb = causal_next_token_logits(b.model, enc["input_ids"], enc["attention_mask"],
-                                            inputs_embeds=emb)
+        from_emb = causal_next_token_logits(
+            b.model, enc["input_ids"], enc["attention_mask"], inputs_embeds=emb
+        )
     torch.testing.assert_close(from_ids, from_emb)

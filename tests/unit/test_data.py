@@ -4,7 +4,14 @@ import collections
 
 import pytest
 
-from prompt_learning.data import DataError, bbc_news, chinese_reviews, few_shot, movie_reviews, stratified_head
+from prompt_learning.data import (
+    DataError,
+    bbc_news,
+    chinese_reviews,
+    few_shot,
+    movie_reviews,
+    stratified_head,
+)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,9 @@ def test_cls_pooling_reads_the_first_token():
     assert clf.pooling == "first"
     enc = clf.encode({"text": ["a great film"]})
     with torch.no_grad():
-        torch.testing.assert_close(clf.pooled({"text": ["a great film"]}), clf.encoder(**enc).last_hidden_state[:, 0])
+        torch.testing.assert_close(
+            clf.pooled({"text": ["a great film"]}), clf.encoder(**enc).last_hidden_state[:, 0]
+        )
 
 
 def test_text_pairs_are_encoded_together():
@@ -70,13 +72,16 @@ def test_text_pairs_are_encoded_together():
     assert clf({"text_a": ["the film was fun"], "text_b": ["it was good"]}).shape == (1, 3)
 
 
-@pytest.mark.parametrize("name, labels, kwargs, fragment", [
-    ("tiny-bart", 2, {}, "encoder-decoder"),
-    ("tiny-bert", 1, {}, "at least two classes"),
-    ("tiny-bert", 2, dict(pooling="max"), "pooling must be one of"),
-    ("tiny-bert", 2, dict(pooling="last"), "causal LM"),
-    ("tiny-bert", "negative", {}, "list of class names"),
-])
+@pytest.mark.parametrize(
+    "name, labels, kwargs, fragment",
+    [
+        ("tiny-bart", 2, {}, "encoder-decoder"),
+        ("tiny-bert", 1, {}, "at least two classes"),
+        ("tiny-bert", 2, dict(pooling="max"), "pooling must be one of"),
+        ("tiny-bert", 2, dict(pooling="last"), "causal LM"),
+        ("tiny-bert", "negative", {}, "list of class names"),
+    ],
+)
 def test_bad_configurations_are_refused(name, labels, kwargs, fragment):
     with pytest.raises(ValueError) as err:
         HeadClassifier(load_backbone(name), labels, HeadConfig(**kwargs))

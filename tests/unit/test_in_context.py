@@ -7,7 +7,10 @@ from datasets import ClassLabel, Dataset, Features, Value
 from prompt_learning.method import PromptLearningConfig
 from prompt_learning import ClozeClassifier, Template, Verbalizer, load_backbone
 from prompt_learning.in_context import (
-    InContextClassifier, in_context_classifier, in_context_template, sample_demonstrations,
+    InContextClassifier,
+    in_context_classifier,
+    in_context_template,
+    sample_demonstrations,
 )
 
 V = Verbalizer({"negative": "negative", "positive": "positive"})
@@ -17,13 +20,17 @@ T = Template("Review: {text} Sentiment: {mask}")
 @pytest.fixture
 def demos():
     f = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    return Dataset.from_dict({"text": ["great film {sic}", "awful movie , i hate it"], "label": [1, 0]}, features=f)
+    return Dataset.from_dict(
+        {"text": ["great film {sic}", "awful movie , i hate it"], "label": [1, 0]}, features=f
+    )
 
 
 def test_template_holds_the_answered_demonstrations(demos):
     t = in_context_template(T, V, demos)
-    assert t.fill("?", text="q") == ("Review: great film {sic} Sentiment: positive\n\n"
-                                     "Review: awful movie , i hate it Sentiment: negative\n\nReview: q Sentiment: ?")
+    assert t.fill("?", text="q") == (
+        "Review: great film {sic} Sentiment: positive\n\n"
+        "Review: awful movie , i hate it Sentiment: negative\n\nReview: q Sentiment: ?"
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])

@@ -9,7 +9,13 @@ from torch import nn
 
 from prompt_learning.backbones import load_backbone
 from prompt_learning.kv_prefix import (
-    KVPrefix, PrefixError, capture_kv, enable_prefixes, find_slots, prefix_attention, prefix_attention_eager,
+    KVPrefix,
+    PrefixError,
+    capture_kv,
+    enable_prefixes,
+    find_slots,
+    prefix_attention,
+    prefix_attention_eager,
     prefixed_forward,
 )
 from prompt_learning.positions import PositionError, position_ids
@@ -86,7 +92,7 @@ def eager_bert(bert, keys, values, ids, mask, p):
     for layer, pk, pv in zip(bert.encoder.layer, keys, values):
         sa = layer.attention.self
         n, d = sa.num_attention_heads, sa.attention_head_size
-        split = lambda x: x.view(b, t, n, d).transpose(1, 2)  # noqa: E731  (B, n, T, d)
+        split = lambda x: x.view(b, t, n, d).transpose(1, 2)  # noqa: E731, B023  (B, n, T, d); this iteration
         q = split(sa.query(h))
         k = torch.cat([pk.expand(b, -1, -1, -1), split(sa.key(h))], 2)  # (B, n, P+T, d)
         v = torch.cat([pv.expand(b, -1, -1, -1), split(sa.value(h))], 2)
@@ -143,8 +149,12 @@ def test_bart_decoder_prefixes_each_matter(kind):
     model = load_backbone("tiny-bart").model
     full = random_prefix(model, 3)
     ids, mask, extra = batch("tiny-bart")
-    only = KVPrefix(full.slots, {s: k for s, k in full.keys.items() if s.kind == kind},
-                    {s: v for s, v in full.values.items() if s.kind == kind}, 3)
+    only = KVPrefix(
+        full.slots,
+        {s: k for s, k in full.keys.items() if s.kind == kind},
+        {s: v for s, v in full.values.items() if s.kind == kind},
+        3,
+    )
     with torch.no_grad():
         base = prefixed_forward(model, None, ids, mask, **extra).logits
         got = prefixed_forward(model, only, ids, mask, **extra).logits
@@ -201,7 +211,7 @@ def test_the_fast_path_equals_the_eager_formula(kv_heads):
     slot = object()
     prefix = KVPrefix({module: slot}, {slot: pk}, {slot: pv}, P)
     bias = torch.zeros(B, 1, T, T).masked_fill(~mask.bool()[:, None, None, :], float("-inf"))  # (B, 1, T, T)
-    fast, _ = prefix_attention(module, q, k, v, bias, kv_prefix=prefix, dropout=0.0, scaling=d ** -0.5)
+    fast, _ = prefix_attention(module, q, k, v, bias, kv_prefix=prefix, dropout=0.0, scaling=d**-0.5)
     eager = prefix_attention_eager(q, k, v, pk, pv, mask)  # (B, H, T, d)
     torch.testing.assert_close(fast.transpose(1, 2), eager, atol=1e-5, rtol=1e-5)  # sdpa returns (B, T, H, d)
     assert slot in prefix.reached

@@ -17,8 +17,11 @@ def test_only_the_low_rank_updates_train_and_count_r_times_in_plus_out():
     clf = LoRACloze(b, TEMPLATE, WORDS, LoRAConfig(r=4))
     trained = {n for n, p in clf.named_parameters() if p.requires_grad}
     assert trained and all("lora_A" in n or "lora_B" in n for n in trained)
-    expected = sum(4 * (m.in_features + m.out_features) for n, m in b.model.named_modules()
-                   if n.endswith(("q_proj", "v_proj")) and hasattr(m, "in_features") and "lora" not in n)
+    expected = sum(
+        4 * (m.in_features + m.out_features)
+        for n, m in b.model.named_modules()
+        if n.endswith(("q_proj", "v_proj")) and hasattr(m, "in_features") and "lora" not in n
+    )
     assert clf.trainable_parameters() == expected
 
 

@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from prompt_learning.memory import (
-    ARCHITECTURES, THROUGHPUT, Architecture, estimate_seconds,
-    estimate_training_memory, layer_activation_bytes, training_flops,
+    ARCHITECTURES,
+    THROUGHPUT,
+    Architecture,
+    estimate_seconds,
+    estimate_training_memory,
+    layer_activation_bytes,
+    training_flops,
 )
 
 # BERT-like: LayerNorm, GELU MLP of 4h, dropout; 1,000 parameters of which 800 are the embedding
@@ -52,11 +57,24 @@ def test_full_fine_tuning_of_smollm2_1_7b_in_fp32_needs_27_gb_before_activations
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_architectures_match_transformers_configs(name):
-    from transformers import (BertConfig, BertForMaskedLM, BertModel, LlamaConfig, LlamaForCausalLM,
-                              RobertaConfig, RobertaForMaskedLM)
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        RobertaConfig,
+        RobertaForMaskedLM,
+    )
+
     a = ARCHITECTURES[name]
-    shape = dict(vocab_size=a.vocab, hidden_size=a.hidden, num_hidden_layers=a.layers,
-                 num_attention_heads=a.heads, intermediate_size=a.intermediate)
+    shape = dict(
+        vocab_size=a.vocab,
+        hidden_size=a.hidden,
+        num_hidden_layers=a.layers,
+        num_attention_heads=a.heads,
+        intermediate_size=a.intermediate,
+    )
     if a.gated_mlp:
         cfg = LlamaConfig(**shape, num_key_value_heads=a.kv_heads, tie_word_embeddings=True)
         cls = LlamaForCausalLM
@@ -102,13 +120,31 @@ def _saved_bytes(model, batch: int, seq: int, precision: str, train_weights: boo
 @pytest.mark.parametrize("trainable", ["all", ("prompt", 0)])
 def test_activation_formula_matches_what_autograd_keeps(precision, trainable):
     from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, intermediate_size=172)
+    cfg = LlamaConfig(
+        vocab_size=500,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=172,
+    )
     model = LlamaForCausalLM(cfg).train()
     body = sum(p.numel() for p in model.model.layers.parameters())
-    arch = Architecture("llama-small", 64, 2, 4, 2, 172, 500, body + 500 * 64 + 64, gated_mlp=True,
-                        rms_norm=True, dropout=False)
+    arch = Architecture(
+        "llama-small",
+        64,
+        2,
+        4,
+        2,
+        172,
+        500,
+        body + 500 * 64 + 64,
+        gated_mlp=True,
+        rms_norm=True,
+        dropout=False,
+    )
     acts, copies = _saved_bytes(model, batch=3, seq=23, precision=precision, train_weights=trainable == "all")
     est = estimate_training_memory(arch, trainable, 3, 23, precision, logits_kept=0)
     assert est.activations == pytest.approx(acts, rel=0.1)
@@ -121,13 +157,15 @@ def test_flops_follow_6n_4n_2n():
     full, prompt, forward = (training_flops(TOY, t, **args) for t in ("all", ("prompt", 5), "none"))
     assert full == 3 * forward and prompt == 2 * forward
     assert forward == 2 * 200 * 1000 + 4 * TOY.layers * 4 * TOY.hidden * 1000  # 2·N_body + attention
-    seconds = estimate_seconds(TOY, "all", batch=10, seq_len=4, steps=25, device="cpu", precision="no",
-                               logits_kept=0)
+    seconds = estimate_seconds(
+        TOY, "all", batch=10, seq_len=4, steps=25, device="cpu", precision="no", logits_kept=0
+    )
     assert seconds == pytest.approx(full / THROUGHPUT[("cpu", "no")])
 
 
 def test_prompt_encoder_count_matches_the_library():
     from prompt_learning.budgets import lstm_encoder_params
     from prompt_learning.p_tuning import PromptEncoder, PromptEncoderType
+
     encoder = PromptEncoder(6, 64, PromptEncoderType("LSTM"), hidden_size=32)  # PTuningConfig's default: H/2
     assert sum(p.numel() for p in encoder.parameters()) == lstm_encoder_params(64, 6)

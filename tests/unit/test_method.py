@@ -8,9 +8,27 @@ import torch
 from datasets import Dataset
 
 from prompt_learning import (
-    PET, CheckpointError, ClozeClassifier, HeadClassifier, HeadConfig, PETConfig, PrefixTuning,
-    PrefixTuningConfig, PromptLearningConfig, PromptMethod, PromptTuning, PromptTuningConfig, PTuning,
-    PTuningConfig, PTuningV2, PTuningV2Config, Verbalizer, fit, load_backbone, load_prompt, save_prompt,
+    PET,
+    CheckpointError,
+    ClozeClassifier,
+    HeadClassifier,
+    HeadConfig,
+    PETConfig,
+    PrefixTuning,
+    PrefixTuningConfig,
+    PromptLearningConfig,
+    PromptMethod,
+    PromptTuning,
+    PromptTuningConfig,
+    PTuning,
+    PTuningConfig,
+    PTuningV2,
+    PTuningV2Config,
+    Verbalizer,
+    fit,
+    load_backbone,
+    load_prompt,
+    save_prompt,
 )
 from prompt_learning.backbones import Backbone
 from prompt_learning.in_context import in_context_classifier
@@ -23,33 +41,71 @@ TEXTS = ["a fine film", "a movie that was boring and dull", "i loved it"]
 
 # name → (backbone families, build(backbone)); every method the book trains
 METHODS = {
-    "pet-all": (("tiny-llama", "tiny-bert", "tiny-roberta"), lambda b: PET(b, T, V, PETConfig(max_length=48))),
-    "pet-frozen": (("tiny-llama", "tiny-roberta"),
-                   lambda b: PET(b, T, V, PETConfig(tune="frozen", max_length=48))),
-    "prompt-tuning": (("tiny-llama", "tiny-gpt2", "tiny-bert"),
-                      lambda b: PromptTuning(b, T, V, PromptTuningConfig(4, init="RANDOM", max_length=48))),
-    "prompt-tuning-head": (("tiny-llama", "tiny-bert"), lambda b: PromptTuning(
-        b, T, LABELS, PromptTuningConfig(4, init="SAMPLE_VOCAB", readout="head", max_length=48))),
-    "p-tuning-lstm": (("tiny-llama", "tiny-roberta"),
-                      lambda b: PTuning(b, "[P0][P1] {text} [P2] It was {mask}.", V, PTuningConfig(max_length=48))),
-    "p-tuning-mlp": (("tiny-gpt2", "tiny-bert"), lambda b: PTuning(
-        b, "[P0] {text} [P1] It was {mask}.", V, PTuningConfig(encoder="MLP", max_length=48))),
-    "p-tuning-free": (("tiny-llama",), lambda b: PTuning(
-        b, "[P0] {text} [P1] It was {mask}.", V, PTuningConfig(encoder="NONE", max_length=48))),
-    "prefix-tuning": (("tiny-llama", "tiny-gpt2", "tiny-roberta"), lambda b: PrefixTuning(
-        b, T, V, PrefixTuningConfig(3, init="random", max_length=48))),
-    "prefix-tuning-words": (("tiny-llama",), lambda b: PrefixTuning(
-        b, T, V, PrefixTuningConfig(3, init_text="the movie was", max_length=48))),
-    "p-tuning-v2": (("tiny-bert", "tiny-roberta"), lambda b: PTuningV2(b, LABELS, PTuningV2Config(4, max_length=48))),
-    "p-tuning-v2-mlp": (("tiny-bert",), lambda b: PTuningV2(
-        b, LABELS, PTuningV2Config(2, layers=1, reparameterize=True, reparam_hidden=8, max_length=48))),
+    "pet-all": (
+        ("tiny-llama", "tiny-bert", "tiny-roberta"),
+        lambda b: PET(b, T, V, PETConfig(max_length=48)),
+    ),
+    "pet-frozen": (
+        ("tiny-llama", "tiny-roberta"),
+        lambda b: PET(b, T, V, PETConfig(tune="frozen", max_length=48)),
+    ),
+    "prompt-tuning": (
+        ("tiny-llama", "tiny-gpt2", "tiny-bert"),
+        lambda b: PromptTuning(b, T, V, PromptTuningConfig(4, init="RANDOM", max_length=48)),
+    ),
+    "prompt-tuning-head": (
+        ("tiny-llama", "tiny-bert"),
+        lambda b: PromptTuning(
+            b, T, LABELS, PromptTuningConfig(4, init="SAMPLE_VOCAB", readout="head", max_length=48)
+        ),
+    ),
+    "p-tuning-lstm": (
+        ("tiny-llama", "tiny-roberta"),
+        lambda b: PTuning(b, "[P0][P1] {text} [P2] It was {mask}.", V, PTuningConfig(max_length=48)),
+    ),
+    "p-tuning-mlp": (
+        ("tiny-gpt2", "tiny-bert"),
+        lambda b: PTuning(
+            b, "[P0] {text} [P1] It was {mask}.", V, PTuningConfig(encoder="MLP", max_length=48)
+        ),
+    ),
+    "p-tuning-free": (
+        ("tiny-llama",),
+        lambda b: PTuning(
+            b, "[P0] {text} [P1] It was {mask}.", V, PTuningConfig(encoder="NONE", max_length=48)
+        ),
+    ),
+    "prefix-tuning": (
+        ("tiny-llama", "tiny-gpt2", "tiny-roberta"),
+        lambda b: PrefixTuning(b, T, V, PrefixTuningConfig(3, init="random", max_length=48)),
+    ),
+    "prefix-tuning-words": (
+        ("tiny-llama",),
+        lambda b: PrefixTuning(b, T, V, PrefixTuningConfig(3, init_text="the movie was", max_length=48)),
+    ),
+    "p-tuning-v2": (
+        ("tiny-bert", "tiny-roberta"),
+        lambda b: PTuningV2(b, LABELS, PTuningV2Config(4, max_length=48)),
+    ),
+    "p-tuning-v2-mlp": (
+        ("tiny-bert",),
+        lambda b: PTuningV2(
+            b, LABELS, PTuningV2Config(2, layers=1, reparameterize=True, reparam_hidden=8, max_length=48)
+        ),
+    ),
     "head": (("tiny-bert", "tiny-llama"), lambda b: HeadClassifier(b, LABELS, HeadConfig(max_length=48))),
-    "head-frozen": (("tiny-roberta",), lambda b: HeadClassifier(
-        b, LABELS, HeadConfig(train_backbone=False, max_length=48))),
+    "head-frozen": (
+        ("tiny-roberta",),
+        lambda b: HeadClassifier(b, LABELS, HeadConfig(train_backbone=False, max_length=48)),
+    ),
 }
 CASES = [(m, b) for m, (families, _) in METHODS.items() for b in families]
-OTHER = {"tiny-llama": "tiny-gpt2", "tiny-gpt2": "tiny-llama", "tiny-bert": "tiny-roberta",
-         "tiny-roberta": "tiny-bert"}
+OTHER = {
+    "tiny-llama": "tiny-gpt2",
+    "tiny-gpt2": "tiny-llama",
+    "tiny-bert": "tiny-roberta",
+    "tiny-roberta": "tiny-bert",
+}
 
 
 def build(method: str, backbone: str) -> PromptMethod:
@@ -88,15 +144,20 @@ def test_contract(method, backbone, sentiment_toy, tmp_path):
 @pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])
 def test_generation_methods_save_and_load(method, tmp_path):
     b = load_backbone("tiny-llama", device="cpu")
-    m = PromptTuning(b, config=PromptTuningConfig(3, init_text="news")) if method == "prompt-tuning" else \
-        PrefixTuning(b, config=PrefixTuningConfig(3, init="random", reparam_hidden=8))
+    m = (
+        PromptTuning(b, config=PromptTuningConfig(3, init_text="news"))
+        if method == "prompt-tuning"
+        else PrefixTuning(b, config=PrefixTuningConfig(3, init="random", reparam_hidden=8))
+    )
     assert m.labels == []
     out = m.generate(["the film was"], max_new_tokens=4)
     save_prompt(m, tmp_path / "ckpt")
     again = load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama", device="cpu"))
     assert again.generate(["the film was"], max_new_tokens=4) == out
     with torch.no_grad():
-        torch.testing.assert_close(again.lm_loss(["the film"], [" was good"]), m.lm_loss(["the film"], [" was good"]))
+        torch.testing.assert_close(
+            again.lm_loss(["the film"], [" was good"]), m.lm_loss(["the film"], [" was good"])
+        )
 
 
 def test_a_retrained_backbone_is_named_by_its_original_embeddings(sentiment_toy, tmp_path):
@@ -105,7 +166,10 @@ def test_a_retrained_backbone_is_named_by_its_original_embeddings(sentiment_toy,
     fit(m, sentiment_toy, steps=2, lr=1e-1, batch_size=4, progress=False)
     save_prompt(m, tmp_path / "ckpt")
     meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
-    assert len(meta["backbone"]["embeddings_sha256"]) == 64 and meta["backbone"]["architecture"] == "LlamaForCausalLM"
+    assert (
+        len(meta["backbone"]["embeddings_sha256"]) == 64
+        and meta["backbone"]["architecture"] == "LlamaForCausalLM"
+    )
     load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 
 
@@ -119,9 +183,18 @@ def test_same_architecture_other_weights_is_refused(tmp_path):
         load_prompt(tmp_path / "ckpt", other)
 
 
-@pytest.mark.parametrize("method,frozen", [("prompt-tuning", True), ("prefix-tuning", True), ("head-frozen", True),
-                                           ("pet-frozen", True), ("p-tuning-v2", True), ("head", False),
-                                           ("pet-all", False)])
+@pytest.mark.parametrize(
+    "method,frozen",
+    [
+        ("prompt-tuning", True),
+        ("prefix-tuning", True),
+        ("head-frozen", True),
+        ("pet-frozen", True),
+        ("p-tuning-v2", True),
+        ("head", False),
+        ("pet-all", False),
+    ],
+)
 def test_frozen_backbone_dropout_policy(method, frozen):
     families, make = METHODS[method]
     m = make(load_backbone(families[-1]))
@@ -140,17 +213,28 @@ def test_every_trainable_tensor_is_fp32_on_a_bf16_backbone(sentiment_toy):
     for method, backbone in CASES:
         b = load_backbone(backbone, dtype=torch.bfloat16, device="cpu")
         m = METHODS[method][1](b)
-        assert all(p.dtype == torch.float32 for n, p in m.named_parameters() if p.requires_grad
-                   and not n.startswith(("model.", "encoder."))), method
+        assert all(
+            p.dtype == torch.float32
+            for n, p in m.named_parameters()
+            if p.requires_grad and not n.startswith(("model.", "encoder."))
+        ), method
         m.train()
         for precision in ("no", "bf16"):
-            loss = fit(copy.deepcopy(m), sentiment_toy, steps=1, lr=1e-3, batch_size=4, progress=False,
-                       mixed_precision=precision).loss[0]
+            loss = fit(
+                copy.deepcopy(m),
+                sentiment_toy,
+                steps=1,
+                lr=1e-3,
+                batch_size=4,
+                progress=False,
+                mixed_precision=precision,
+            ).loss[0]
             assert torch.isfinite(torch.tensor(loss)), (method, backbone, precision)
 
 
 def test_the_package_exports_every_method():
     import prompt_learning
+
     for cls in (ClozeClassifier, PET, PromptTuning, PTuning, PrefixTuning, PTuningV2, HeadClassifier):
         assert getattr(prompt_learning, cls.__name__) is cls and issubclass(cls, PromptMethod)
 
@@ -177,6 +261,7 @@ def test_config_types_are_checked():
 
 def _relabelled(data, names):
     from datasets import ClassLabel
+
     return data.cast_column("label", ClassLabel(names=names))
 
 
@@ -193,40 +278,79 @@ def _cloze():
 
 # every row: what a user does → the error type and the words that name the problem and the fix
 BAD_INPUT = {
-    "fit on an empty dataset": (lambda d, tmp: fit(_cloze(), d.select([]), steps=2, lr=1e-3, batch_size=2),
-                                ValueError, "dataset is empty"),
+    "fit on an empty dataset": (
+        lambda d, tmp: fit(_cloze(), d.select([]), steps=2, lr=1e-3, batch_size=2),
+        ValueError,
+        "dataset is empty",
+    ),
     "label words in another class order than the data": (
-        lambda d, tmp: fit(_cloze(), _relabelled(d, ["positive", "negative"]), steps=1, lr=1e-3, batch_size=2),
-        ValueError, "do not match the dataset's labels.*label order"),
+        lambda d, tmp: fit(
+            _cloze(), _relabelled(d, ["positive", "negative"]), steps=1, lr=1e-3, batch_size=2
+        ),
+        ValueError,
+        "do not match the dataset's labels.*label order",
+    ),
     "a label outside the verbalizer's classes": (
-        lambda d, tmp: fit(_cloze(), Dataset.from_dict({"text": ["a", "b"], "label": [0, 5]}), steps=1, lr=1e-3,
-                           batch_size=2),
-        ValueError, r"labels \[5\] are outside the method's 2 classes"),
-    "None among the texts": (lambda d, tmp: _cloze()(["a fine film", None]), ValueError, r"text\[1\] is None.*string"),
+        lambda d, tmp: fit(
+            _cloze(), Dataset.from_dict({"text": ["a", "b"], "label": [0, 5]}), steps=1, lr=1e-3, batch_size=2
+        ),
+        ValueError,
+        r"labels \[5\] are outside the method's 2 classes",
+    ),
+    "None among the texts": (
+        lambda d, tmp: _cloze()(["a fine film", None]),
+        ValueError,
+        r"text\[1\] is None.*string",
+    ),
     "an empty batch": (lambda d, tmp: _cloze()([]), ValueError, "batch is empty"),
     "one string instead of a list": (lambda d, tmp: _cloze()("a fine film"), ValueError, "list of texts"),
-    "a corrupted prompt.safetensors": (lambda d, tmp: _corrupt_checkpoint(tmp), CheckpointError,
-                                       "prompt.safetensors cannot be read.*save the method again"),
+    "a corrupted prompt.safetensors": (
+        lambda d, tmp: _corrupt_checkpoint(tmp),
+        CheckpointError,
+        "prompt.safetensors cannot be read.*save the method again",
+    ),
     "10,000 prefix tokens on a 128-position model": (
-        lambda d, tmp: PrefixTuning(load_backbone("tiny-llama"), T, V, PrefixTuningConfig(10_000, init="random")),
-        ValueError, "10000 prefix tokens alone need more than the 128 positions"),
+        lambda d, tmp: PrefixTuning(
+            load_backbone("tiny-llama"), T, V, PrefixTuningConfig(10_000, init="random")
+        ),
+        ValueError,
+        "10000 prefix tokens alone need more than the 128 positions",
+    ),
     "10,000 prompt tokens on a 128-position model": (
-        lambda d, tmp: PromptTuning(load_backbone("tiny-llama"), T, V, PromptTuningConfig(10_000, init="RANDOM")),
-        ValueError, "10000 virtual tokens alone"),
+        lambda d, tmp: PromptTuning(
+            load_backbone("tiny-llama"), T, V, PromptTuningConfig(10_000, init="RANDOM")
+        ),
+        ValueError,
+        "10000 virtual tokens alone",
+    ),
     "a cloze max_length beyond the positions": (
-        lambda d, tmp: ClozeClassifier(load_backbone("tiny-bert"), T, V, PromptLearningConfig(max_length=513)),
-        ValueError, "max_length 513 need 513 positions.*at most 128"),
+        lambda d, tmp: ClozeClassifier(
+            load_backbone("tiny-bert"), T, V, PromptLearningConfig(max_length=513)
+        ),
+        ValueError,
+        "max_length 513 need 513 positions.*at most 128",
+    ),
     "a PET max_length beyond the positions": (
         lambda d, tmp: PET(load_backbone("tiny-roberta"), T, V, PETConfig(max_length=600)),
-        ValueError, "lower max_length to at most 128"),
+        ValueError,
+        "lower max_length to at most 128",
+    ),
     "a head max_length beyond the positions": (
         lambda d, tmp: HeadClassifier(load_backbone("tiny-bert"), LABELS, HeadConfig(max_length=1000)),
-        ValueError, "lower max_length"),
-    "P-tuning v2 prompts in no layer": (lambda d, tmp: PTuningV2Config(16, layers=0), ValueError,
-                                        "layers=0 puts the prompts in no layer"),
+        ValueError,
+        "lower max_length",
+    ),
+    "P-tuning v2 prompts in no layer": (
+        lambda d, tmp: PTuningV2Config(16, layers=0),
+        ValueError,
+        "layers=0 puts the prompts in no layer",
+    ),
     "P-tuning v2 without prompts": (lambda d, tmp: PTuningV2Config(0), ValueError, "HeadClassifier"),
-    "warmup of the whole run": (lambda d, tmp: fit(_cloze(), d, steps=2, lr=1e-3, batch_size=2, warmup=1.0),
-                                ValueError, r"warmup .* \[0, 1\)"),
+    "warmup of the whole run": (
+        lambda d, tmp: fit(_cloze(), d, steps=2, lr=1e-3, batch_size=2, warmup=1.0),
+        ValueError,
+        r"warmup .* \[0, 1\)",
+    ),
     "a negative max_length": (lambda d, tmp: PromptLearningConfig(max_length=-1), ValueError, "non-negative"),
 }
 
@@ -234,6 +358,7 @@ BAD_INPUT = {
 @pytest.mark.parametrize("case", BAD_INPUT)
 def test_bad_input_gets_a_clear_error_fast(case, sentiment_toy, tmp_path):
     import time
+
     action, error, words = BAD_INPUT[case]
     start = time.perf_counter()
     with pytest.raises(error, match=words):
@@ -243,6 +368,7 @@ def test_bad_input_gets_a_clear_error_fast(case, sentiment_toy, tmp_path):
 
 def test_the_schedule_rises_to_lr_and_decays_to_zero_never_above():
     from prompt_learning.training import linear_schedule
+
     factors = [linear_schedule(10, 0.5)(s) for s in range(10)]
     assert factors == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2]
     assert max(factors) == 1.0 and linear_schedule(10, 0.5)(10) == 0.0

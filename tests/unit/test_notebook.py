@@ -7,6 +7,7 @@ from prompt_learning import notebook
 def test_glue_turns_array_scalars_into_python_numbers(monkeypatch):
     seen = {}
     import myst_nb
+
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.__setitem__(name, value))
     notebook.glue("a", np.float64(0.5))
     notebook.glue("b", torch.tensor(3))

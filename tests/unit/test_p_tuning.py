@@ -6,7 +6,11 @@ from peft import PromptEncoderConfig, get_peft_model
 
 from prompt_learning import Verbalizer, fit, load_backbone
 from prompt_learning.p_tuning import (
-    PromptEncoder, PromptEncoderType, PTuning, PTuningConfig, virtual_tokens,
+    PromptEncoder,
+    PromptEncoderType,
+    PTuning,
+    PTuningConfig,
+    virtual_tokens,
 )
 from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig, SoftPromptError
 from prompt_learning.templates import Template, TemplateError
@@ -23,9 +27,15 @@ def make(name="tiny-llama", template=MIXED, **kw) -> PTuning:
 def test_same_logits_as_peft_p_tuning(encoder):
     """PEFT puts every virtual token first: compare on a prefix-only template."""
     ours = make(template=virtual_tokens(4) + "{text} It was {mask}.", encoder=encoder, encoder_hidden_size=16)
-    peft = get_peft_model(ours.model, PromptEncoderConfig(
-        task_type="CAUSAL_LM", num_virtual_tokens=4, encoder_reparameterization_type=encoder,
-        encoder_hidden_size=16))
+    peft = get_peft_model(
+        ours.model,
+        PromptEncoderConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=4,
+            encoder_reparameterization_type=encoder,
+            encoder_hidden_size=16,
+        ),
+    )
     peft.prompt_encoder["default"].load_state_dict(ours.encoder.state_dict())  # same names and shapes
     for text in ["a fine film", "a movie that was boring and dull"]:
         b = ours.encode([text])
@@ -44,7 +54,9 @@ def test_template_places_virtual_tokens_among_anchors():
     hard = Template(" {text} It was {mask}.").encode(pt.tokenizer, {"text": ["a fine film"]}, 64, causal=True)
     row = b["virtual_index"][0][b["attention_mask"][0].bool()]
     anchor = len(pt.tokenizer(" It was", add_special_tokens=False)["input_ids"])
-    assert row.tolist()[:2] == [0, 1] and row.tolist()[-anchor - 1] == 2 and (row[2:-anchor - 1] == -1).all()
+    assert (
+        row.tolist()[:2] == [0, 1] and row.tolist()[-anchor - 1] == 2 and (row[2 : -anchor - 1] == -1).all()
+    )
     real = b["input_ids"][0][b["attention_mask"][0].bool() & (b["virtual_index"][0] < 0)]
     assert real.tolist() == hard["input_ids"][0].tolist()  # anchors and text tokenised as in running text
 
@@ -73,8 +85,9 @@ def test_only_prompt_parameters_train(encoder, sentiment_toy):
     names = {n for n, p in pt.named_parameters() if p.requires_grad}
     assert names == ({"prompt"} if encoder == "NONE" else {n for n in names if n.startswith("encoder.")})
     before = pt.prompt_embeddings().detach().clone()
-    hist = fit(pt, sentiment_toy.map(lambda r: {"label": 1}), steps=12, lr=0.01, batch_size=4, seed=0,
-               progress=False)
+    hist = fit(
+        pt, sentiment_toy.map(lambda r: {"label": 1}), steps=12, lr=0.01, batch_size=4, seed=0, progress=False
+    )
     assert hist.loss[-1] < hist.loss[0] and not torch.equal(pt.prompt_embeddings(), before)
     assert all(torch.equal(p, frozen[n]) for n, p in pt.model.named_parameters())
 
@@ -133,6 +146,7 @@ def test_virtual_tokens_helper():
 
 # --- bad input -------------------------------------------------------------------------------
 
+
 def test_template_without_virtual_tokens_is_refused():
     with pytest.raises(SoftPromptError, match="has no virtual tokens"):
         make(template="{text} It was {mask}.")
@@ -169,9 +183,12 @@ def test_virtual_token_after_the_mask_of_a_causal_lm_is_refused():
 def test_template_too_long_for_max_length_is_refused():
     # the hard words alone exceed max_length (the virtual tokens come on top and do not count)
     with pytest.raises(TemplateError, match="raise max_length"):
-        PTuning(load_backbone("tiny-llama"),
-                virtual_tokens(2) + " {text} All in all, after some thought, the film was {mask}.", WORDS,
-                PTuningConfig(max_length=6))
+        PTuning(
+            load_backbone("tiny-llama"),
+            virtual_tokens(2) + " {text} All in all, after some thought, the film was {mask}.",
+            WORDS,
+            PTuningConfig(max_length=6),
+        )
 
 
 def test_virtual_tokens_come_on_top_of_max_length_as_in_prompt_tuning():
@@ -180,7 +197,9 @@ def test_virtual_tokens_come_on_top_of_max_length_as_in_prompt_tuning():
     backbone = load_backbone("tiny-llama")
     long = ["word " * 200]
     pt = PTuning(backbone, virtual_tokens(5) + "{text} It was {mask}.", WORDS, PTuningConfig(max_length=24))
-    tuning = PromptTuning(backbone, "{text} It was {mask}.", WORDS, PromptTuningConfig(5, init="RANDOM", max_length=24))
+    tuning = PromptTuning(
+        backbone, "{text} It was {mask}.", WORDS, PromptTuningConfig(5, init="RANDOM", max_length=24)
+    )
     a, b = pt.encode(long), tuning.encode(long)
     assert a["input_ids"].shape == b["input_ids"].shape == (1, 24 + 5)
     real = lambda e: e["input_ids"][e["virtual_index"] < 0]  # noqa: E731

@@ -29,7 +29,9 @@ def test_trainable_parameters_are_the_prompts_and_the_head():
     assert {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad} == {"prompts", "head"}
 
 
-@pytest.mark.parametrize("layers, expected", [(None, [0, 1]), (1, [0]), (2, [0, 1]), ([1], [1]), (range(1, 2), [1])])
+@pytest.mark.parametrize(
+    "layers, expected", [(None, [0, 1]), (1, [0]), (2, [0, 1]), ([1], [1]), (range(1, 2), [1])]
+)
 def test_prompts_go_into_the_chosen_layers(layers, expected):
     m = PTuningV2(tiny(), 2, PTuningV2Config(4, layers=layers, max_length=32))
     assert [s.layer for s in m.slots] == expected
@@ -51,7 +53,10 @@ def test_p_tuning_v2_is_the_head_classifier_with_prompts_in_the_layers():
 
 def test_full_fine_tuning_trains_the_encoder_too():
     m = PTuningV2(tiny(), 2, PTuningV2Config(2, train_backbone=True, max_length=32))
-    assert m.trainable_parameters() == sum(p.numel() for p in m.encoder.parameters()) + 66 + m.prompts.table.numel()
+    assert (
+        m.trainable_parameters()
+        == sum(p.numel() for p in m.encoder.parameters()) + 66 + m.prompts.table.numel()
+    )
 
 
 def test_reparameterisation_is_optional_and_collapses():
@@ -71,10 +76,12 @@ def test_first_token_is_read_with_left_padding_too():
     width = right["input_ids"].shape[1]
     left_ids = torch.zeros_like(right["input_ids"])
     for i in range(2):
-        left_ids[i, width - n[i]:] = right["input_ids"][i, :n[i]]
+        left_ids[i, width - n[i] :] = right["input_ids"][i, : n[i]]
     left_mask = right["attention_mask"].flip(-1)
     with torch.no_grad():
-        left = m.hidden_states({"input_ids": left_ids, "attention_mask": left_mask})[torch.arange(2), width - n]
+        left = m.hidden_states({"input_ids": left_ids, "attention_mask": left_mask})[
+            torch.arange(2), width - n
+        ]
         first = m.hidden_states(right)[:, 0]
         torch.testing.assert_close(left, first, atol=1e-5, rtol=1e-5)
 
@@ -95,7 +102,9 @@ def test_bad_configurations_are_refused():
         PTuningV2(tiny("tiny-gpt2"), 2)
     with pytest.raises(PrefixError, match="layers=3"):
         PTuningV2(tiny(), 2, PTuningV2Config(4, layers=3, max_length=32))
-    with pytest.raises(PrefixError, match=r"layers \[0, 5\]: choose at least one of the encoder's layers 0..1"):
+    with pytest.raises(
+        PrefixError, match=r"layers \[0, 5\]: choose at least one of the encoder's layers 0..1"
+    ):
         PTuningV2(tiny(), 2, PTuningV2Config(4, layers=[0, 5], max_length=32))
     with pytest.raises(ValueError, match="at least two classes"):
         PTuningV2(tiny(), 1, PTuningV2Config(4, max_length=32))
@@ -136,6 +145,7 @@ def test_deep_prompts_are_a_key_value_prefix_in_prefix_tunings_layout():
     """Chapter 8: P-tuning v2's per-layer prompts, laid out as prefix tuning's keys and values, run the same."""
     from prompt_learning.kv_prefix import KVPrefix, prefixed_forward
     from prompt_learning.prefix_tuning import split_table
+
     m = PTuningV2(tiny(), 2, PTuningV2Config(3, max_length=32)).eval()
     keys, values = split_table(m.prompts.full_table(), m.slots)
     batch = m.encode({"text": TEXTS})

@@ -8,7 +8,13 @@ from prompt_learning import ClozeClassifier, Verbalizer, evaluate, fit, load_bac
 from prompt_learning.heads import HeadClassifier, HeadConfig
 from prompt_learning.pet import (
     PETConfig,
-    PET, PatternEnsemble, PETLoss, accuracy_weights, distil, distillation_kl, soft_labels,
+    PET,
+    PatternEnsemble,
+    PETLoss,
+    accuracy_weights,
+    distil,
+    distillation_kl,
+    soft_labels,
 )
 
 V = Verbalizer({"negative": ["bad", "awful"], "positive": "good"})
@@ -62,8 +68,9 @@ def test_unknown_tune_is_refused():
 def test_auxiliary_lm_loss_is_a_differentiable_scalar(name):
     torch.manual_seed(0)
     pet = PET(load_backbone(name), T, V)
-    loss = pet.lm_loss(["the film was a great fun story with good music", "i hate the plot"],
-                       mlm_probability=0.5)
+    loss = pet.lm_loss(
+        ["the film was a great fun story with good music", "i hate the plot"], mlm_probability=0.5
+    )
     assert loss.dim() == 0 and torch.isfinite(loss) and loss > 0
     loss.backward()
     assert pet.model.get_input_embeddings().weight.grad is not None
@@ -93,10 +100,13 @@ def test_pet_loss_trains_with_fit(sentiment_toy):
     assert hist.final_loss < hist.loss[0] - 0.2 and "lm" in loss.last
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(alpha=1.0, unlabelled=["x"]), "must be in [0, 1)"),
-    (dict(alpha=1e-4), "needs unlabelled texts"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(alpha=1.0, unlabelled=["x"]), "must be in [0, 1)"),
+        (dict(alpha=1e-4), "needs unlabelled texts"),
+    ],
+)
 def test_pet_loss_refuses_bad_settings(kwargs, fragment):
     with pytest.raises(ValueError) as err:
         PETLoss(**kwargs)
@@ -120,12 +130,15 @@ def test_ensemble_averages_probabilities_with_weights():
     torch.testing.assert_close(PatternEnsemble([a, b], combine="logits")(["x"])[0], torch.tensor([1.0, 0.5]))
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(members=[]), "at least one member"),
-    (dict(members=[Fixed([0.0, 1.0])], weights=[1, 2]), "one weight per member"),
-    (dict(members=[Fixed([0.0, 1.0])], weights=[0]), "not all zero"),
-    (dict(members=[Fixed([0.0, 1.0])], combine="vote"), "'probs' or 'logits'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(members=[]), "at least one member"),
+        (dict(members=[Fixed([0.0, 1.0])], weights=[1, 2]), "one weight per member"),
+        (dict(members=[Fixed([0.0, 1.0])], weights=[0]), "not all zero"),
+        (dict(members=[Fixed([0.0, 1.0])], combine="vote"), "'probs' or 'logits'"),
+    ],
+)
 def test_ensemble_refuses_bad_settings(kwargs, fragment):
     with pytest.raises(ValueError) as err:
         PatternEnsemble(**kwargs)
@@ -139,7 +152,10 @@ def test_ensemble_refuses_members_with_different_classes():
 
 def test_ensemble_of_pattern_models(sentiment_toy):
     b = load_backbone("tiny-bert")
-    members = [PET(b, "{text} it was {mask}.", V, PETConfig(tune="frozen")), PET(b, "{mask} : {text}", V, PETConfig(tune="frozen"))]
+    members = [
+        PET(b, "{text} it was {mask}.", V, PETConfig(tune="frozen")),
+        PET(b, "{mask} : {text}", V, PETConfig(tune="frozen")),
+    ]
     weights = accuracy_weights(members, sentiment_toy)
     assert all(0.0 <= w <= 1.0 for w in weights)
     out = PatternEnsemble(members, weights=[w + 0.1 for w in weights])(sentiment_toy["text"])
@@ -177,10 +193,11 @@ def test_distil_refuses_mismatched_or_unnormalised_targets():
 def test_the_pet_loss_by_hand_equals_the_library(sentiment_toy):
     """Chapter 2's from-scratch cell: label-word logits in the answer slot, then cross-entropy."""
     from prompt_learning.training import classification_loss, collate
+
     for name in ("tiny-llama", "tiny-roberta"):
         pet = PET(load_backbone(name), T, V, PETConfig(max_length=48)).eval()
         batch = collate([sentiment_toy[i] for i in range(4)])
-        word_logits = pet.word_logits(batch["text"])                                   # (B, V) at the slot
+        word_logits = pet.word_logits(batch["text"])  # (B, V) at the slot
         class_logits = torch.stack([word_logits[:, ids].mean(-1) for ids in pet.label_ids], -1)  # (B, C)
         by_hand = torch.nn.functional.cross_entropy(class_logits, batch["label"])
         torch.testing.assert_close(by_hand, classification_loss(pet, batch))

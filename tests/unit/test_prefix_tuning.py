@@ -10,7 +10,11 @@ from prompt_learning.kv_prefix import PrefixError, prefixed_forward
 from prompt_learning.prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig
 from prompt_learning.soft_prompts import PromptTuning, PromptTuningConfig
 from prompt_learning.text_generation import (
-    encode_pairs, greedy_generate, lm_loss, rouge, truncate_tokens,
+    encode_pairs,
+    greedy_generate,
+    lm_loss,
+    rouge,
+    truncate_tokens,
 )
 from prompt_learning.verbalizers import Verbalizer
 
@@ -20,12 +24,16 @@ RANDOM = dict(init=PrefixInit.RANDOM, reparameterize=False, init_std=1.0)
 def test_prefix_equals_peft_prefix_tuning_with_the_same_key_values():
     peft = pytest.importorskip("peft")
     torch.manual_seed(0)
-    peft_model = peft.get_peft_model(load_backbone("tiny-llama").model,
-                                     peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    peft_model = peft.get_peft_model(
+        load_backbone("tiny-llama").model,
+        peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+    )
     table = peft_model.prompt_encoder["default"].embedding.weight  # (P, L·2·H_kv·d)
     with torch.no_grad():
         table.normal_()
-    ours = PrefixTuning(load_backbone("tiny-llama"), config=PrefixTuningConfig(num_virtual_tokens=4, **RANDOM))
+    ours = PrefixTuning(
+        load_backbone("tiny-llama"), config=PrefixTuningConfig(num_virtual_tokens=4, **RANDOM)
+    )
     ours.prompts.set_table(table)
     ids = torch.tensor([[5, 6, 7, 8, 9], [11, 12, 13, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # right padding: PEFT's positions are plain
@@ -45,8 +53,9 @@ def reference_greedy(model, prefix, ids, mask, steps: int, decoder_start: int | 
             nxt = logits.argmax(-1)
             ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
         else:
-            logits = prefixed_forward(model, prefix, ids, mask, decoder_input_ids=dec,
-                                      use_cache=False).logits[:, -1]
+            logits = prefixed_forward(
+                model, prefix, ids, mask, decoder_input_ids=dec, use_cache=False
+            ).logits[:, -1]
             nxt = logits.argmax(-1)
             dec = torch.cat([dec, nxt[:, None]], 1)
         out.append(nxt)
@@ -62,8 +71,9 @@ def test_greedy_generation_with_a_prefix_equals_a_full_forward_per_step(name):
     start = b.model.config.decoder_start_token_id if name == "tiny-bart" else None
     with torch.no_grad():
         prefix = pt.prefix()
-        got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], prefix=prefix,
-                              max_new_tokens=8)
+        got = greedy_generate(
+            b.model, enc["input_ids"], enc["attention_mask"], prefix=prefix, max_new_tokens=8
+        )
         want = reference_greedy(b.model, prefix, enc["input_ids"], enc["attention_mask"], 8, start)
         plain = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=8)
     assert torch.equal(got, want)
@@ -79,8 +89,16 @@ def test_word_initialisation_equals_reading_the_words_first(reparameterize):
         b = load_backbone(name)
         words = "the film was"
         p = len(b.tokenizer(words, add_special_tokens=False)["input_ids"])
-        pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=p, init=PrefixInit.WORDS, init_text=words,
-                                                reparameterize=reparameterize, reparam_hidden=32))
+        pt = PrefixTuning(
+            b,
+            config=PrefixTuningConfig(
+                num_virtual_tokens=p,
+                init=PrefixInit.WORDS,
+                init_text=words,
+                reparameterize=reparameterize,
+                reparam_hidden=32,
+            ),
+        )
         text = torch.tensor(b.tokenizer(" very good", add_special_tokens=False)["input_ids"])[None]
         word_ids = torch.tensor(b.tokenizer(words, add_special_tokens=False)["input_ids"])[None]
         both = torch.cat([word_ids, text], 1)
@@ -107,7 +125,9 @@ def test_reparameterised_prefix_is_fitted_to_the_words_then_collapses_unchanged(
 
 def test_save_and_load_the_collapsed_prefix(tmp_path):
     b = load_backbone("tiny-gpt2")
-    pt = PrefixTuning(b, config=PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM))
+    pt = PrefixTuning(
+        b, config=PrefixTuningConfig(num_virtual_tokens=3, reparam_hidden=16, init=PrefixInit.RANDOM)
+    )
     pt.collapse()
     save_prompt(pt, tmp_path / "ckpt")
     other = load_prompt(tmp_path / "ckpt", load_backbone("tiny-gpt2"))
@@ -139,10 +159,16 @@ def test_lm_loss_scores_only_the_target_tokens():
     n_target = sum(len(b.tokenizer(t)["input_ids"]) for t in (" great", " bad"))
     assert (batch["labels"] != -100).sum() == n_target
     with torch.no_grad():
-        logits = b.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         position_ids=(batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
-        want = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                 batch["labels"][:, 1:].reshape(-1), ignore_index=-100)
+        logits = b.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=(batch["attention_mask"].cumsum(-1) - 1).clamp(min=0),
+        ).logits
+        want = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=-100,
+        )
         got = lm_loss(b.model, batch)
     torch.testing.assert_close(got, want)
 
@@ -159,8 +185,9 @@ def test_soft_prompt_generation_baseline_with_a_cache():
     b = load_backbone("tiny-llama")
     m = PromptTuning(b, config=PromptTuningConfig(num_virtual_tokens=3, init_text="news"))
     enc = encode_pairs(b.tokenizer, ["the film was great", "a dull plot"], None, seq2seq=False)
-    got = greedy_generate(b.model, enc["input_ids"], enc["attention_mask"], soft_prompt=m.prompt,
-                          max_new_tokens=6)
+    got = greedy_generate(
+        b.model, enc["input_ids"], enc["attention_mask"], soft_prompt=m.prompt, max_new_tokens=6
+    )
     ids, mask = enc["input_ids"], enc["attention_mask"]
     for step in range(6):  # reference: embed everything again at every step
         embeds = torch.cat([m.prompt.expand(2, -1, -1), b.model.get_input_embeddings()(ids)], 1)
@@ -185,11 +212,11 @@ def test_truncate_tokens_keeps_the_first_tokens():
 def test_rouge_of_identical_and_disjoint_text():
     assert rouge(["Stocks fall in Tokyo"], ["Stocks fall in Tokyo"])["rougeL"] == pytest.approx(1.0)
     assert rouge(["cats"], ["Stocks fall"])["rouge1"] == 0.0
-    items = rouge(["Stocks fall in Tokyo", "cats"], ["Stocks fall in Tokyo", "Stocks fall"],
-                  per_item=True)
+    items = rouge(["Stocks fall in Tokyo", "cats"], ["Stocks fall in Tokyo", "Stocks fall"], per_item=True)
     assert items["rougeL"].tolist() == pytest.approx([1.0, 0.0])  # per article, for paired tests
     assert rouge(["Stocks fall in Tokyo", "cats"], ["Stocks fall in Tokyo", "Stocks fall"])[
-        "rougeL"] == pytest.approx(items["rougeL"].mean())
+        "rougeL"
+    ] == pytest.approx(items["rougeL"].mean())
 
 
 def test_bad_configurations_are_refused():
@@ -200,16 +227,24 @@ def test_bad_configurations_are_refused():
     gen = PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
     with pytest.raises(PrefixError, match="built for generation"):
         gen(["a film"])
-    masked = PrefixTuning(load_backbone("tiny-bert"), config=PrefixTuningConfig(num_virtual_tokens=2, **RANDOM))
+    masked = PrefixTuning(
+        load_backbone("tiny-bert"), config=PrefixTuningConfig(num_virtual_tokens=2, **RANDOM)
+    )
     with pytest.raises(PrefixError, match="needs a causal LM or an encoder-decoder"):
         masked.generate(["a film"])
     with pytest.raises(ValueError, match="positions"):  # 100 + 64 > 128 positions, before any compute
-        PrefixTuning(load_backbone("tiny-gpt2"), "{text} It was {mask}", Verbalizer({"no": "bad", "yes": "great"}),
-                     PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM))
+        PrefixTuning(
+            load_backbone("tiny-gpt2"),
+            "{text} It was {mask}",
+            Verbalizer({"no": "bad", "yes": "great"}),
+            PrefixTuningConfig(num_virtual_tokens=100, max_length=64, **RANDOM),
+        )
     with pytest.raises(ValueError, match="positions"):
         gen.generate(["a film"], max_new_tokens=200)
     with pytest.raises(PrefixError, match="init_text has no tokens"):
-        PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=2, init_text=""))
+        PrefixTuning(
+            load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=2, init_text="")
+        )
     with pytest.raises(ValueError, match="non-negative"):
         PrefixTuning(load_backbone("tiny-gpt2"), config=PrefixTuningConfig(num_virtual_tokens=-1))
     with pytest.raises(ValueError, match="one target per source"):
@@ -228,8 +263,13 @@ def _encoder_backbone():
 def test_a_random_prefix_follows_its_seed_not_the_global_random_state(reparameterize):
     def table(seed, noise):
         torch.manual_seed(noise)
-        config = PrefixTuningConfig(num_virtual_tokens=3, init=PrefixInit.RANDOM, reparameterize=reparameterize,
-                                    reparam_hidden=16, seed=seed)
+        config = PrefixTuningConfig(
+            num_virtual_tokens=3,
+            init=PrefixInit.RANDOM,
+            reparameterize=reparameterize,
+            reparam_hidden=16,
+            seed=seed,
+        )
         return PrefixTuning(load_backbone("tiny-llama"), config=config).prompts.full_table().detach()
 
     assert torch.equal(table(0, noise=1), table(0, noise=2))

@@ -50,8 +50,13 @@ def test_smoke_is_smaller_than_cpu_is_smaller_than_gpu():
 
 def test_chapters_read_sizes_and_hub_not_the_name():
     rows = {name: (p.sizes, p.hub) for name, p in PROFILES.items()}
-    assert rows == {"smoke": ("smoke", False), "cpu": ("cpu", False), "gpu": ("gpu", True),
-                    "t4": ("gpu", True), "rehearsal": ("smoke", True)}
+    assert rows == {
+        "smoke": ("smoke", False),
+        "cpu": ("cpu", False),
+        "gpu": ("gpu", True),
+        "t4": ("gpu", True),
+        "rehearsal": ("smoke", True),
+    }
     assert all(p.chinese_mlm for p in PROFILES.values() if p.hub)
 
 
@@ -88,12 +93,15 @@ def test_cpu_profiles_follow_the_precision_rule(monkeypatch):
     assert "precision fp32 (mixed_precision 'auto')" in PROFILES["smoke"].describe()
 
 
-@pytest.mark.parametrize("memory, expected", [
-    (15 * GiB, "t4"),  # a T4: 15.8 GB, 14.7 GiB
-    (16 * GiB, "t4"),
-    (80 * GiB, "gpu"),  # A100 / H100 80 GB
-    (141 * GiB, "gpu"),
-])
+@pytest.mark.parametrize(
+    "memory, expected",
+    [
+        (15 * GiB, "t4"),  # a T4: 15.8 GB, 14.7 GiB
+        (16 * GiB, "t4"),
+        (80 * GiB, "gpu"),  # A100 / H100 80 GB
+        (141 * GiB, "gpu"),
+    ],
+)
 def test_colab_chooses_by_gpu_memory(monkeypatch, colab, memory, expected):
     fake_gpu(monkeypatch, memory)
     assert get_profile().name == expected

@@ -6,11 +6,20 @@ from transformers import AutoTokenizer
 from prompt_learning import rehearsal
 from prompt_learning.profiles import PROFILES
 from prompt_learning.rehearsal import (
-    CHAPTER_WORDS, MARKER, STANDINS, RehearsalError, build_hub_cache, check_hub_cache, hub_ids,
+    CHAPTER_WORDS,
+    MARKER,
+    STANDINS,
+    RehearsalError,
+    build_hub_cache,
+    check_hub_cache,
+    hub_ids,
 )
 
-EXPECTED_CLASS = {"smollm2": "LlamaForCausalLM", "roberta": "RobertaForMaskedLM",
-                  "bert-chinese": "BertForMaskedLM"}
+EXPECTED_CLASS = {
+    "smollm2": "LlamaForCausalLM",
+    "roberta": "RobertaForMaskedLM",
+    "bert-chinese": "BertForMaskedLM",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +41,12 @@ def snapshot(cache, name):
 def test_every_hub_id_of_every_profile_has_a_stand_in():
     ids = hub_ids()
     assert set(ids) <= set(STANDINS)
-    assert {"HuggingFaceTB/SmolLM2-1.7B-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", "roberta-large",
-            "bert-base-chinese"} <= set(ids)
+    assert {
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        "HuggingFaceTB/SmolLM2-360M-Instruct",
+        "roberta-large",
+        "bert-base-chinese",
+    } <= set(ids)
     assert PROFILES["rehearsal"].causal_lm in ids
 
 

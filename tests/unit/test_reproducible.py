@@ -9,6 +9,8 @@ import ast
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import os
 
@@ -41,6 +43,7 @@ def run() -> str:
     return out.stdout
 
 
+@pytest.mark.slow  # starts another Python
 def test_two_processes_train_to_the_same_losses():
     first, second = (run().splitlines() for _ in range(2))
     assert len(first) == len(second) == 3

@@ -10,8 +10,14 @@ from peft import get_peft_model
 from prompt_learning import ClozeClassifier, PromptLearningConfig, Verbalizer, evaluate, fit, load_backbone
 from prompt_learning.backbones import Backbone
 from prompt_learning.soft_prompts import (
-    PromptTuning, PromptTuningConfig, PromptTuningInit, Readout, SoftPromptError, initial_prompt,
-    nearest_token_table, nearest_tokens,
+    PromptTuning,
+    PromptTuningConfig,
+    PromptTuningInit,
+    Readout,
+    SoftPromptError,
+    initial_prompt,
+    nearest_token_table,
+    nearest_tokens,
 )
 
 TEMPLATE = "{text} It was {mask}."
@@ -42,9 +48,16 @@ def test_same_logits_as_peft_prompt_tuning():
 def test_text_init_matches_peft(tmp_path):
     ours = make(init="TEXT", init_text="the movie was")
     ours.tokenizer.save_pretrained(tmp_path)
-    peft = get_peft_model(load_backbone("tiny-llama").model, PeftPromptTuningConfig(
-        task_type="CAUSAL_LM", num_virtual_tokens=5, prompt_tuning_init=PeftInit.TEXT,
-        prompt_tuning_init_text="the movie was", tokenizer_name_or_path=str(tmp_path)))
+    peft = get_peft_model(
+        load_backbone("tiny-llama").model,
+        PeftPromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=5,
+            prompt_tuning_init=PeftInit.TEXT,
+            prompt_tuning_init_text="the movie was",
+            tokenizer_name_or_path=str(tmp_path),
+        ),
+    )
     torch.testing.assert_close(ours.prompt, peft.prompt_encoder["default"].embedding.weight)
     ids = ours.tokenizer("the movie was", add_special_tokens=False)["input_ids"]
     vocab = ours.model.get_input_embeddings().weight
@@ -101,9 +114,15 @@ def test_inits():
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-bert"])
 def test_head_readout(name, sentiment_toy):
-    pt = PromptTuning(load_backbone(name), TEMPLATE, ["negative", "positive"],
-                      PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head", max_length=64))
-    assert pt.readout is Readout.HEAD and len([p for p in pt.parameters() if p.requires_grad]) == 3  # prompt, head weight, bias
+    pt = PromptTuning(
+        load_backbone(name),
+        TEMPLATE,
+        ["negative", "positive"],
+        PromptTuningConfig(num_virtual_tokens=4, init="SAMPLE_VOCAB", readout="head", max_length=64),
+    )
+    assert (
+        pt.readout is Readout.HEAD and len([p for p in pt.parameters() if p.requires_grad]) == 3
+    )  # prompt, head weight, bias
     start = pt.prompt.detach().clone()
     fit(pt, all_positive(sentiment_toy), steps=20, lr=0.05, batch_size=4, seed=0, progress=False)
     assert evaluate(pt, sentiment_toy)["predictions"].tolist() == [1] * 8
@@ -113,11 +132,17 @@ def test_head_readout(name, sentiment_toy):
 def test_head_readout_on_an_encoder_without_lm_head(sentiment_toy):
     bert = load_backbone("tiny-bert")
     encoder = Backbone("tiny-bert-encoder", "encoder", bert.model.bert, bert.tokenizer)
-    pt = PromptTuning(encoder, TEMPLATE, ["negative", "positive"],
-                      PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", readout="head", max_length=64))
+    pt = PromptTuning(
+        encoder,
+        TEMPLATE,
+        ["negative", "positive"],
+        PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", readout="head", max_length=64),
+    )
     assert pt(sentiment_toy["text"][:3]).shape == (3, 2)
     with pytest.raises(ValueError, match="needs an LM head"):
-        PromptTuning(encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", max_length=64))
+        PromptTuning(
+            encoder, TEMPLATE, WORDS, PromptTuningConfig(num_virtual_tokens=4, init="RANDOM", max_length=64)
+        )
 
 
 def test_nearest_tokens_of_a_text_init_are_the_text():
@@ -133,6 +158,7 @@ def test_nearest_tokens_of_a_text_init_are_the_text():
 
 # --- bad input: each a clear error, raised before any compute ---------------------------------
 
+
 @pytest.mark.parametrize("n", [0, -3, 2.5, "4", True])
 def test_zero_virtual_tokens_is_refused(n):
     with pytest.raises(ValueError, match="num_virtual_tokens must be a (non-negative|positive) integer"):
@@ -144,8 +170,9 @@ def test_numpy_integer_length_is_accepted():
 
 
 def test_init_text_longer_than_the_prompt_is_refused():
-    with pytest.raises(SoftPromptError,
-                       match=r"is 4 tokens but the prompt has 2 virtual tokens.*num_virtual_tokens >= 4"):
+    with pytest.raises(
+        SoftPromptError, match=r"is 4 tokens but the prompt has 2 virtual tokens.*num_virtual_tokens >= 4"
+    ):
         make(n=2, init="TEXT", init_text="the movie was great")
 
 
@@ -163,19 +190,33 @@ def test_unknown_init_and_readout_are_refused():
 
 def test_verbalizer_readout_needs_a_verbalizer():
     with pytest.raises(SoftPromptError, match="needs a Verbalizer"):
-        PromptTuning(load_backbone("tiny-llama"), TEMPLATE, ["negative", "positive"],
-                     PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", max_length=64))
+        PromptTuning(
+            load_backbone("tiny-llama"),
+            TEMPLATE,
+            ["negative", "positive"],
+            PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", max_length=64),
+        )
 
 
 def test_prompt_plus_text_longer_than_the_positions_is_refused():
-    with pytest.raises(ValueError, match="10 virtual tokens \\+ max_length 120 need 130 positions.*at most 118"):
-        PromptTuning(load_backbone("tiny-llama"), TEMPLATE, WORDS,
-                     PromptTuningConfig(num_virtual_tokens=10, init="RANDOM", max_length=120))
+    with pytest.raises(
+        ValueError, match="10 virtual tokens \\+ max_length 120 need 130 positions.*at most 118"
+    ):
+        PromptTuning(
+            load_backbone("tiny-llama"),
+            TEMPLATE,
+            WORDS,
+            PromptTuningConfig(num_virtual_tokens=10, init="RANDOM", max_length=120),
+        )
 
 
 def test_word_logits_needs_the_verbalizer_readout():
-    pt = PromptTuning(load_backbone("tiny-llama"), TEMPLATE, ["n", "p"],
-                      PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", readout="head", max_length=64))
+    pt = PromptTuning(
+        load_backbone("tiny-llama"),
+        TEMPLATE,
+        ["n", "p"],
+        PromptTuningConfig(num_virtual_tokens=2, init="RANDOM", readout="head", max_length=64),
+    )
     with pytest.raises(SoftPromptError, match="readout='verbalizer'"):
         pt.word_logits(["a film"])
 
@@ -191,6 +232,8 @@ def test_the_splice_by_hand_equals_prompt_tuning():
     mask = torch.cat([torch.ones(B, n, dtype=torch.long), hard["attention_mask"]], 1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
-        nxt = pt.model(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        nxt = pt.model(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[
+            :, -1
+        ]
         by_hand = torch.stack([nxt[:, ids].mean(-1) for ids in pt.label_ids], -1)
         torch.testing.assert_close(by_hand, pt(texts), atol=1e-5, rtol=1e-5)

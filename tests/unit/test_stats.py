@@ -137,8 +137,10 @@ def test_identical_methods_show_no_difference():
     c = paired(a, a.copy(), resamples=R)
     assert (c.diff, c.low, c.high, c.p_value, c.a_only, c.b_only) == (0.0, 0.0, 0.0, 1.0, 0, 0)
     assert not is_significant(c) and c.winner("A", "B") is None
-    assert verdict(c, "A", "B") == ("no difference this test can detect between A and B "
-                                    "(A − B = 0.0 points, 95% CI 0.0–0.0, p = 1, n = 300)")
+    assert verdict(c, "A", "B") == (
+        "no difference this test can detect between A and B "
+        "(A − B = 0.0 points, 95% CI 0.0–0.0, p = 1, n = 300)"
+    )
 
 
 def test_a_clear_difference_names_the_winner_either_way_round():
@@ -150,18 +152,27 @@ def test_a_clear_difference_names_the_winner_either_way_round():
     assert verdict(ba, "ICL", "PET").startswith("PET ahead of ICL by 12.0 points (95% CI ")
     assert verdict(ab, "PET", "ICL").endswith(", p < 0.001, n = 1,000)")
     assert verdict(ba, "ICL", "PET") == verdict(ab, "PET", "ICL").replace(
-        f"{ab.low * 100:.1f}–{ab.high * 100:.1f}", f"{-ba.high * 100:.1f}–{-ba.low * 100:.1f}")
+        f"{ab.low * 100:.1f}–{ab.high * 100:.1f}", f"{-ba.high * 100:.1f}–{-ba.low * 100:.1f}"
+    )
 
 
 def test_verdict_wording():
     sig = Comparison(0.041, 0.012, 0.070, 0.006, n=1000, a_only=90, b_only=49, level=0.95, seeds=5)
-    assert verdict(sig, "A", "B") == "A ahead of B by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"
+    assert (
+        verdict(sig, "A", "B")
+        == "A ahead of B by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"
+    )
     flipped = dataclasses.replace(sig, diff=-0.041, low=-0.070, high=-0.012)
-    assert verdict(flipped, "A", "B") == "B ahead of A by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"
+    assert (
+        verdict(flipped, "A", "B")
+        == "B ahead of A by 4.1 points (95% CI 1.2–7.0, p = 0.006, n = 1,000 × 5 seeds)"
+    )
     assert flipped.winner("A", "B") == "B"
     ns = Comparison(0.008, -0.021, 0.037, 0.61, n=1000, a_only=30, b_only=22, level=0.95)
-    assert verdict(ns, "A", "B") == ("no difference this test can detect between A and B "
-                                     "(A − B = 0.8 points, 95% CI −2.1 to 3.7, p = 0.61, n = 1,000)")
+    assert verdict(ns, "A", "B") == (
+        "no difference this test can detect between A and B "
+        "(A − B = 0.8 points, 95% CI −2.1 to 3.7, p = 0.61, n = 1,000)"
+    )
     assert str(ns) == "a − b = +0.8 points (95% CI −2.1 to 3.7, p = 0.61, n = 1,000)"
 
 
@@ -179,7 +190,8 @@ def test_same_seed_same_interval_other_seed_other_draws():
     assert paired(a, b, resamples=R, seed=7) != paired(a, b, resamples=R, seed=8)
     runs_a, runs_b = [a, np.roll(a, 1)], [b, np.roll(b, 3)]
     assert paired_over_seeds(runs_a, runs_b, resamples=R, seed=7) == paired_over_seeds(
-        runs_a, runs_b, resamples=R, seed=7)
+        runs_a, runs_b, resamples=R, seed=7
+    )
 
 
 # ------------------------------------------------------------------------- over seeds
@@ -234,40 +246,49 @@ def test_seed_to_seed_variation_widens_the_pooled_interval():
 GOOD = [1, 0, 1, 1]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: accuracy_ci([]), "empty"),
-    (lambda: accuracy_ci([[1, 0], [0, 1]]), "must be 1-D"),
-    (lambda: accuracy_ci([0, 1, 2]), "only 0/1 or True/False.*got 2 at index 2"),
-    (lambda: accuracy_ci([0.5, 1.0]), "only 0/1"),
-    (lambda: accuracy_ci([1.0, float("nan")]), "only 0/1"),
-    (lambda: accuracy_ci(["yes", "no"]), "only 0/1"),
-    (lambda: accuracy_ci(GOOD, level=95), "strictly between 0 and 1, e.g. 0.95"),
-    (lambda: accuracy_ci(GOOD, level=0), "strictly between 0 and 1"),
-    (lambda: accuracy_ci(GOOD, level=1.0), "strictly between 0 and 1"),
-    (lambda: paired(GOOD, [1, 0, 1]), "4 items but correct_b has 3.*same test items"),
-    (lambda: paired(GOOD, [], resamples=R), "correct_b is empty"),
-    (lambda: paired(GOOD, [0, 1, 3, 1]), "correct_b must hold only 0/1"),
-    (lambda: paired(GOOD, GOOD, level=-0.5), "level must be"),
-    (lambda: paired(GOOD, GOOD, resamples=0), "resamples must be"),
-    (lambda: paired(GOOD, GOOD, resamples=2.5), "resamples must be"),
-    (lambda: paired_over_seeds([GOOD] * 3, [GOOD] * 2), "3 seeds but runs_b has 2"),
-    (lambda: paired_over_seeds([GOOD, [1, 0]], [GOOD] * 2), r"runs_a\[1\] has 2 items.*same test items"),
-    (lambda: paired_over_seeds([GOOD] * 2, [[1, 0]] * 2), "4 items per seed but runs_b has 2"),
-    (lambda: paired_over_seeds(GOOD, GOOD), "one per seed.*call paired"),
-    (lambda: paired_over_seeds([], []), "runs_a is empty"),
-    (lambda: paired_over_seeds([GOOD], [[1, 0, 0.5, 1]]), r"runs_b\[0\] must hold only 0/1"),
-    (lambda: mean_ci([0.8]), "at least 2 values"),
-    (lambda: mean_ci([]), "non-empty"),
-    (lambda: mean_ci([82.0, 80.5]), r"fractions in \[0, 1\] \(0.823, not 82.3\)"),
-    (lambda: mean_ci([0.8, float("nan")]), "fractions"),
-    (lambda: mean_ci([0.8, 0.9], level=1.5), "level must be"),
-    (lambda: t_quantile(1.0, 3), "q must be"),
-    (lambda: t_quantile(0.975, 0), "df must be a positive"),
-    (lambda: mcnemar_p(-1, 3), "a_only must be"),
-    (lambda: mcnemar_p(2, 1.5), "b_only must be"),
-    (lambda: is_significant(Comparison(0.1, 0.05, 0.15, 0.01, 100, 12, 2, 0.95), alpha=0), "alpha must be"),
-    (lambda: verdict(Comparison(0.1, 0.05, 0.15, 0.01, 100, 12, 2, 0.95), "A", "B", alpha=5), "e.g. 0.05"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: accuracy_ci([]), "empty"),
+        (lambda: accuracy_ci([[1, 0], [0, 1]]), "must be 1-D"),
+        (lambda: accuracy_ci([0, 1, 2]), "only 0/1 or True/False.*got 2 at index 2"),
+        (lambda: accuracy_ci([0.5, 1.0]), "only 0/1"),
+        (lambda: accuracy_ci([1.0, float("nan")]), "only 0/1"),
+        (lambda: accuracy_ci(["yes", "no"]), "only 0/1"),
+        (lambda: accuracy_ci(GOOD, level=95), "strictly between 0 and 1, e.g. 0.95"),
+        (lambda: accuracy_ci(GOOD, level=0), "strictly between 0 and 1"),
+        (lambda: accuracy_ci(GOOD, level=1.0), "strictly between 0 and 1"),
+        (lambda: paired(GOOD, [1, 0, 1]), "4 items but correct_b has 3.*same test items"),
+        (lambda: paired(GOOD, [], resamples=R), "correct_b is empty"),
+        (lambda: paired(GOOD, [0, 1, 3, 1]), "correct_b must hold only 0/1"),
+        (lambda: paired(GOOD, GOOD, level=-0.5), "level must be"),
+        (lambda: paired(GOOD, GOOD, resamples=0), "resamples must be"),
+        (lambda: paired(GOOD, GOOD, resamples=2.5), "resamples must be"),
+        (lambda: paired_over_seeds([GOOD] * 3, [GOOD] * 2), "3 seeds but runs_b has 2"),
+        (lambda: paired_over_seeds([GOOD, [1, 0]], [GOOD] * 2), r"runs_a\[1\] has 2 items.*same test items"),
+        (lambda: paired_over_seeds([GOOD] * 2, [[1, 0]] * 2), "4 items per seed but runs_b has 2"),
+        (lambda: paired_over_seeds(GOOD, GOOD), "one per seed.*call paired"),
+        (lambda: paired_over_seeds([], []), "runs_a is empty"),
+        (lambda: paired_over_seeds([GOOD], [[1, 0, 0.5, 1]]), r"runs_b\[0\] must hold only 0/1"),
+        (lambda: mean_ci([0.8]), "at least 2 values"),
+        (lambda: mean_ci([]), "non-empty"),
+        (lambda: mean_ci([82.0, 80.5]), r"fractions in \[0, 1\] \(0.823, not 82.3\)"),
+        (lambda: mean_ci([0.8, float("nan")]), "fractions"),
+        (lambda: mean_ci([0.8, 0.9], level=1.5), "level must be"),
+        (lambda: t_quantile(1.0, 3), "q must be"),
+        (lambda: t_quantile(0.975, 0), "df must be a positive"),
+        (lambda: mcnemar_p(-1, 3), "a_only must be"),
+        (lambda: mcnemar_p(2, 1.5), "b_only must be"),
+        (
+            lambda: is_significant(Comparison(0.1, 0.05, 0.15, 0.01, 100, 12, 2, 0.95), alpha=0),
+            "alpha must be",
+        ),
+        (
+            lambda: verdict(Comparison(0.1, 0.05, 0.15, 0.01, 100, 12, 2, 0.95), "A", "B", alpha=5),
+            "e.g. 0.05",
+        ),
+    ],
+)
 def test_bad_input_says_how_to_fix_it(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -300,8 +321,9 @@ def test_paired_scores_p_value_matches_the_exact_sign_flip_enumeration():
     rng = np.random.default_rng(3)
     a, b = rng.uniform(0, 1, 12), rng.uniform(0, 1, 12)
     d = a - b
-    exact = np.mean([abs(np.dot(signs, d)) >= abs(d.sum()) - 1e-12
-                     for signs in itertools.product([-1, 1], repeat=12)])
+    exact = np.mean(
+        [abs(np.dot(signs, d)) >= abs(d.sum()) - 1e-12 for signs in itertools.product([-1, 1], repeat=12)]
+    )
     c = paired_scores(a, b, resamples=20_000)
     assert abs(c.p_value - exact) < 0.02
     assert c.diff == pytest.approx(d.mean()) and c.low <= c.diff <= c.high
@@ -318,9 +340,14 @@ def test_paired_scores_finds_a_clear_gap_and_no_gap_in_copies():
     assert noisy.low < 0 < noisy.high  # two noisy copies of one method: the interval spans 0
 
 
-@pytest.mark.parametrize("a, b, message", [([0.1, 0.2], [0.1], "same (non-empty) test items"),
-                                           ([], [], "same (non-empty) test items"),
-                                           ([0.1, float("nan")], [0.1, 0.2], "NaN")])
+@pytest.mark.parametrize(
+    "a, b, message",
+    [
+        ([0.1, 0.2], [0.1], "same (non-empty) test items"),
+        ([], [], "same (non-empty) test items"),
+        ([0.1, float("nan")], [0.1, 0.2], "NaN"),
+    ],
+)
 def test_paired_scores_refuses_bad_input(a, b, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         paired_scores(a, b)

@@ -33,7 +33,9 @@ def test_unset_or_empty_is_the_default(monkeypatch, value, default):
 
 def test_any_other_value_is_refused_with_the_values_it_takes(monkeypatch):
     monkeypatch.setenv(NAME, "maybe")
-    with pytest.raises(SwitchError, match=r"PROMPT_LEARNING_TEST_SWITCH='maybe'.*1, true.*0, false.*default \(on\)"):
+    with pytest.raises(
+        SwitchError, match=r"PROMPT_LEARNING_TEST_SWITCH='maybe'.*1, true.*0, false.*default \(on\)"
+    ):
         switch(NAME, default=True)
 
 

@@ -5,19 +5,22 @@ import pytest
 from prompt_learning import Template, TemplateError, load_backbone
 
 
-@pytest.mark.parametrize("pattern, fragment", [
-    ("{text} It was great.", "exactly one {mask}"),
-    ("{text} It was {mask}, really {mask}.", "exactly one {mask}"),
-    ("It was {mask}.", "no input slot"),
-    ("{text_b} It was {mask}.", "no input slot"),
-    ("{text} and {text_b}: {mask}", "mixes {text}"),
-    ("{text} {label}: {mask}", "unknown slot(s) ['label']"),
-    ("{} It was {mask}.", "unknown slot(s) ['']"),
-    ("{text} It was {mask", "malformed"),
-    ("{text} It was {mask}. {text}", "more than once"),
-    ("{text:>20} It was {mask}.", "format spec"),
-    ("{text!r} It was {mask}.", "format spec or conversion"),
-])
+@pytest.mark.parametrize(
+    "pattern, fragment",
+    [
+        ("{text} It was great.", "exactly one {mask}"),
+        ("{text} It was {mask}, really {mask}.", "exactly one {mask}"),
+        ("It was {mask}.", "no input slot"),
+        ("{text_b} It was {mask}.", "no input slot"),
+        ("{text} and {text_b}: {mask}", "mixes {text}"),
+        ("{text} {label}: {mask}", "unknown slot(s) ['label']"),
+        ("{} It was {mask}.", "unknown slot(s) ['']"),
+        ("{text} It was {mask", "malformed"),
+        ("{text} It was {mask}. {text}", "more than once"),
+        ("{text:>20} It was {mask}.", "format spec"),
+        ("{text!r} It was {mask}.", "format spec or conversion"),
+    ],
+)
 def test_bad_templates_are_refused_with_the_fix(pattern, fragment):
     with pytest.raises(TemplateError) as err:
         Template(pattern)
@@ -36,8 +39,21 @@ def test_two_text_template_is_accepted_and_encodes_both_inputs():
     tok = load_backbone("tiny-bert").tokenizer
     batch = t.encode(tok, {"text_a": ["the film was fun"], "text_b": ["the plot was good"]}, 64, causal=False)
     words = tok.convert_ids_to_tokens(batch["input_ids"][0])
-    assert words == ["[CLS]", "the", "film", "was", "fun", "?", "[MASK]", ",", "the", "plot", "was",
-                     "good", "[SEP]"]
+    assert words == [
+        "[CLS]",
+        "the",
+        "film",
+        "was",
+        "fun",
+        "?",
+        "[MASK]",
+        ",",
+        "the",
+        "plot",
+        "was",
+        "good",
+        "[SEP]",
+    ]
     assert words[batch["mask_pos"][0]] == "[MASK]"
 
 

@@ -4,6 +4,13 @@ import pytest
 import torch
 
 from prompt_learning import ClozeClassifier, Verbalizer, VerbalizerError, load_backbone
+from prompt_learning.multi_token import (
+    MultiTokenCloze,
+    MultiTokenError,
+    continuation_logprob,
+    masked_span_logprob,
+)
+from prompt_learning.templates import Template
 
 
 class SpaceSensitiveTokenizer:
@@ -24,14 +31,17 @@ class SpaceSensitiveTokenizer:
         return inverse[ids] if isinstance(ids, int) else [inverse[i] for i in ids]
 
 
-@pytest.mark.parametrize("words, fragment", [
-    ({}, "at least two classes"),
-    ({"positive": "great"}, "at least two classes"),
-    ({"negative": [], "positive": "great"}, "['negative'] have no label words"),
-    ({"negative": "  ", "positive": "great"}, "['negative'] have no label words"),
-    ({"negative": ["bad", ""], "positive": "great"}, "empty label word"),
-    ({"negative": ["bad", 3], "positive": "great"}, "must be strings"),
-])
+@pytest.mark.parametrize(
+    "words, fragment",
+    [
+        ({}, "at least two classes"),
+        ({"positive": "great"}, "at least two classes"),
+        ({"negative": [], "positive": "great"}, "['negative'] have no label words"),
+        ({"negative": "  ", "positive": "great"}, "['negative'] have no label words"),
+        ({"negative": ["bad", ""], "positive": "great"}, "empty label word"),
+        ({"negative": ["bad", 3], "positive": "great"}, "must be strings"),
+    ],
+)
 def test_bad_word_lists_are_refused_when_made(words, fragment):
     with pytest.raises(VerbalizerError) as err:
         Verbalizer(words)
@@ -96,8 +106,11 @@ def test_a_token_shared_by_two_classes_is_refused():
 
 def test_the_cloze_classifier_validates_words_before_any_compute():
     with pytest.raises(VerbalizerError, match="'excellent'"):
-        ClozeClassifier(load_backbone("tiny-bert"), "{text} It was {mask}.",
-                        Verbalizer({"negative": "bad", "positive": "excellent"}))
+        ClozeClassifier(
+            load_backbone("tiny-bert"),
+            "{text} It was {mask}.",
+            Verbalizer({"negative": "bad", "positive": "excellent"}),
+        )
 
 
 def test_class_logits_average_each_class_words():
@@ -115,14 +128,6 @@ def test_labels_must_match_the_dataset_order():
 
 
 # --- multi_token="sum": a label word of several tokens, scored whole ------------------------------
-
-from prompt_learning.multi_token import (
-    MultiTokenCloze,
-    MultiTokenError,
-    continuation_logprob,
-    masked_span_logprob,
-)
-from prompt_learning.templates import Template
 
 
 def _plain_continuation_logprob(model, prefix: list[int], cont: list[int]) -> torch.Tensor:
@@ -143,9 +148,16 @@ def test_continuation_logprob_is_the_sum_of_per_token_log_probs(name):
     conts = [" not good", " very good", " bad"]  # 2, 2 and 1 tokens: padding on the left differs per row
     with torch.no_grad():
         got = continuation_logprob(b.model, tok, prefixes, conts)
-        want = torch.stack([_plain_continuation_logprob(b.model, tok(p, add_special_tokens=False)["input_ids"],
-                                                        tok(c, add_special_tokens=False)["input_ids"])
-                            for p, c in zip(prefixes, conts)])
+        want = torch.stack(
+            [
+                _plain_continuation_logprob(
+                    b.model,
+                    tok(p, add_special_tokens=False)["input_ids"],
+                    tok(c, add_special_tokens=False)["input_ids"],
+                )
+                for p, c in zip(prefixes, conts)
+            ]
+        )
     assert [len(tok(c, add_special_tokens=False)["input_ids"]) for c in conts] == [2, 2, 1]
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
@@ -179,20 +191,32 @@ def _plain_pet_multi_mask(model, tok, before, after, cont) -> torch.Tensor:
 def test_masked_span_logprob_is_pets_most_confident_first_fill():
     b = load_backbone("tiny-bert")
     tok = b.tokenizer
-    rows = [Template("{text} it was {mask} .").rows(tok, {"text": [t]}, 64, causal=False)[0]
-            for t in ["a great film", "boring and dull , i hate this plot"]]
-    conts = [tok("not good very", add_special_tokens=False)["input_ids"], tok("bad", add_special_tokens=False)["input_ids"]]
+    rows = [
+        Template("{text} it was {mask} .").rows(tok, {"text": [t]}, 64, causal=False)[0]
+        for t in ["a great film", "boring and dull , i hate this plot"]
+    ]
+    conts = [
+        tok("not good very", add_special_tokens=False)["input_ids"],
+        tok("bad", add_special_tokens=False)["input_ids"],
+    ]
     before = [ids[:pos] for ids, _, pos in rows]
-    after = [ids[pos + 1:] for ids, _, pos in rows]
+    after = [ids[pos + 1 :] for ids, _, pos in rows]
     with torch.no_grad():
         got = masked_span_logprob(b.model, tok, before, after, conts)
-        want = torch.stack([_plain_pet_multi_mask(b.model, tok, bf, af, c) for bf, af, c in zip(before, after, conts)])
+        want = torch.stack(
+            [_plain_pet_multi_mask(b.model, tok, bf, af, c) for bf, af, c in zip(before, after, conts)]
+        )
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, template", [("tiny-gpt2", "{text} it was {mask}."),
-                                            ("tiny-bert", "{text} it was {mask}."),
-                                            ("tiny-roberta", "{text} it was {mask}.")])
+@pytest.mark.parametrize(
+    "name, template",
+    [
+        ("tiny-gpt2", "{text} it was {mask}."),
+        ("tiny-bert", "{text} it was {mask}."),
+        ("tiny-roberta", "{text} it was {mask}."),
+    ],
+)
 def test_one_token_words_rank_classes_as_the_cloze_classifier(name, template):
     """log-softmax = logits − logsumexp: the same class softmax, the same argmax."""
     words = {"negative": ["bad", "boring"], "positive": "good"}
@@ -221,8 +245,11 @@ def test_multi_token_class_score_is_the_mean_of_its_words_whole_log_probs(name):
             score = {}
             for w in ["not good", "bad", "very good"]:
                 c = tok(space + w, add_special_tokens=False)["input_ids"]
-                score[w] = (_plain_continuation_logprob(b.model, ids, c) if causal
-                            else _plain_pet_multi_mask(b.model, tok, ids[:pos], ids[pos + 1:], c))
+                score[w] = (
+                    _plain_continuation_logprob(b.model, ids, c)
+                    if causal
+                    else _plain_pet_multi_mask(b.model, tok, ids[:pos], ids[pos + 1 :], c)
+                )
             want.append(torch.stack([(score["not good"] + score["bad"]) / 2, score["very good"]]))
     torch.testing.assert_close(got, torch.stack(want), atol=1e-5, rtol=1e-5)
 
@@ -239,7 +266,9 @@ def test_sum_verbalizer_checks_whole_sequences_and_points_to_the_multi_token_clo
     with pytest.raises(VerbalizerError, match="stand for several classes"):
         Verbalizer({"a": ["not good"], "b": ["bad", "not good"]}, multi_token="sum").token_sequences(tok)
     with pytest.raises(VerbalizerError, match="unknown token"):
-        Verbalizer({"a": "excellent", "b": "bad"}, multi_token="sum").token_sequences(load_backbone("tiny-bert").tokenizer)
+        Verbalizer({"a": "excellent", "b": "bad"}, multi_token="sum").token_sequences(
+            load_backbone("tiny-bert").tokenizer
+        )
     assert Verbalizer.from_spec(v.spec()).multi_token == "sum"
 
 
@@ -254,15 +283,20 @@ def test_multi_token_cloze_refuses_what_it_cannot_score():
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
 def test_cached_continuations_equal_the_plain_sums_and_carry_gradients(name):
     from prompt_learning.multi_token import cached_continuations
+
     b = load_backbone(name)
     tok = b.tokenizer
-    prompts = [tok(p, add_special_tokens=False)["input_ids"] for p in
-               ["a great film . it was", "it was", "boring and dull , the movie was really"]]  # left padding differs
+    prompts = [
+        tok(p, add_special_tokens=False)["input_ids"]
+        for p in ["a great film . it was", "it was", "boring and dull , the movie was really"]
+    ]  # left padding differs
     words = [tok(w, add_special_tokens=False)["input_ids"] for w in [" bad", " not good", " not very good"]]
     assert [len(w) for w in words] == [1, 2, 3]
     got = cached_continuations(b.model, tok, prompts, words)  # (3, 3)
     with torch.no_grad():
-        want = torch.stack([torch.stack([_plain_continuation_logprob(b.model, p, w) for w in words]) for p in prompts])
+        want = torch.stack(
+            [torch.stack([_plain_continuation_logprob(b.model, p, w) for w in words]) for p in prompts]
+        )
     torch.testing.assert_close(got.detach(), want, atol=1e-5, rtol=1e-5)
     emb = b.model.get_input_embeddings().weight
     emb.requires_grad_(True)

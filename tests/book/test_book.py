@@ -75,6 +75,7 @@ def test_colab_cell_installs_the_book_extra():
 
 def test_the_reference_page_lists_everything_the_package_exports():
     import prompt_learning
+
     page = (ROOT / "book" / "reference.md").read_text()
     documented = set(re.findall(r"[\w.]+", " ".join(re.findall(r":members:(.*)", page))))
     missing = [name for name in prompt_learning.__all__ if name not in documented]
@@ -84,6 +85,7 @@ def test_the_reference_page_lists_everything_the_package_exports():
 def test_every_documented_member_has_a_docstring():
     """autodoc's ``:members:`` silently skips a member without a docstring: the page would lack it."""
     import importlib
+
     page = (ROOT / "book" / "reference.md").read_text()
     undocumented = []
     for module, members in re.findall(r"\.\. automodule:: ([\w.]+)\n\s+:members: (.*)", page):
@@ -97,7 +99,12 @@ def test_every_documented_member_has_a_docstring():
 def test_code_lines_fit_the_text_column():
     """Code lines stay within 100 characters, what the website's column holds at 1,280 px
     (book/_static/wide-code.css; tests/browser/test_site.py measures the column)."""
-    long = [(nb.name, i, len(line)) for nb in CHAPTERS for i, c in enumerate(cells(nb)) if c["cell_type"] == "code"
-            for line in "".join(c["source"]).split("\n")
-            if len(line) > 100 and not line.lstrip().startswith(("%", "!"))]  # the Colab cell's install line
+    long = [
+        (nb.name, i, len(line))
+        for nb in CHAPTERS
+        for i, c in enumerate(cells(nb))
+        if c["cell_type"] == "code"
+        for line in "".join(c["source"]).split("\n")
+        if len(line) > 100 and not line.lstrip().startswith(("%", "!"))
+    ]  # the Colab cell's install line
     assert not long, f"code lines over 100 characters (notebook, cell, length): {long[:10]} …"

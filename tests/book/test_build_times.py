@@ -24,8 +24,14 @@ def record(name: str, seconds: float | None, minutes: int):
 
 
 def test_the_newest_record_of_each_chapter_counts_in_file_order():
-    runs = build_times.newest_runs([record("02_b.ipynb", 30.0, 5), record("01_a.ipynb", 10.0, 1),
-                                    record("02_b.ipynb", 99.0, 2), record("03_c.ipynb", None, 9)])
+    runs = build_times.newest_runs(
+        [
+            record("02_b.ipynb", 30.0, 5),
+            record("01_a.ipynb", 10.0, 1),
+            record("02_b.ipynb", 99.0, 2),
+            record("03_c.ipynb", None, 9),
+        ]
+    )
     assert [(r.chapter, r.seconds) for r in runs] == [("01_a.ipynb", 10.0), ("02_b.ipynb", 30.0)]
 
 
@@ -48,7 +54,8 @@ def test_it_reads_a_real_execution_cache(tmp_path, capsys):
     path = tmp_path / "01_a.ipynb"
     nbformat.write(nb, path)
     jupyter_cache.get_cache(tmp_path / "cache").cache_notebook_file(
-        str(path), data={"execution_seconds": 12.4}, check_validity=False)
+        str(path), data={"execution_seconds": 12.4}, check_validity=False
+    )
     assert build_times.main([str(tmp_path / "cache"), "--budget", "10"]) == 0
     out = capsys.readouterr().out
     assert "01_a.ipynb" in out and " 12 " in out and "over the budget of 10 s" in out
