@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from prompt_learning.precision import cpu_description
+
 SETUPS = {"glibc": "0", "kept": "1"}
 
 
@@ -54,6 +56,7 @@ def measure(n: int) -> dict:
     from prompt_learning.allocator import keep_freed_memory
     from prompt_learning.method import PromptLearningConfig
 
+    kept = keep_freed_memory()  # the rule under test; PROMPT_LEARNING_CPU_MALLOC=0 in the glibc set-up
     lm = load_backbone("smollm2-135m", device="cpu")
     data = movie_reviews()
     test = stratified_head(data["test"], n)
@@ -82,7 +85,7 @@ def measure(n: int) -> dict:
         steps[name] = fit(method, train, steps=count, lr=lr, batch_size=8, progress=False).seconds / count
         del method
     return {
-        "kept": keep_freed_memory(),
+        "kept": kept,
         "sentences_per_s": n / eval_s,
         "step_s": steps,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -125,6 +128,7 @@ def main() -> None:
     g, k = med["glibc"], med["kept"]
     result = {
         "device": f"cpu ({runs['kept'][0]['threads']} threads)",
+        "machine": cpu_description(),
         "repeats": args.repeats,
         "n": args.n,
         "rule_took": all(r["kept"] for r in runs["kept"]),

@@ -32,6 +32,8 @@ from prompt_learning import PromptTuning, PromptTuningConfig, load_backbone
 from prompt_learning.benchmark import TEMPLATE, WORDS, batch_texts, forward_fn, step_fn
 from prompt_learning.kv_prefix import ATTENTION_NAME
 from prompt_learning.precision import autocast, cpu_has_fast_bf16, frozen_weights_cast
+from prompt_learning.allocator import keep_freed_memory
+from prompt_learning.precision import cpu_description
 
 SETUPS = {
     "before": ("sdpa", False),
@@ -48,6 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     if not cpu_has_fast_bf16():
         print("this CPU has no AMX-BF16 / AVX512-BF16: the book runs it in fp32 and neither rule applies")
+    keep_freed_memory()  # the process-wide CPU rule, as every chapter's start() applies it
     backbone = load_backbone("smollm2-135m", device="cpu")
     torch.manual_seed(0)
     method = PromptTuning(
@@ -93,6 +96,7 @@ def main() -> None:
     s = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "device": f"cpu ({torch.get_num_threads()} threads)",
+        "machine": cpu_description(),
         "repeats": args.repeats,
         "cpu_has_fast_bf16": cpu_has_fast_bf16(),
         "torch": torch.__version__,

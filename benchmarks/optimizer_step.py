@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+
+from prompt_learning.precision import cpu_description
 
 SHAPES = [(49152, 576)] + [(576, 576)] * 60 + [(192, 576)] * 60 + [(1536, 576)] * 90  # SmolLM2-135M
 
@@ -46,7 +47,8 @@ def main() -> None:
         final[name] = params
     diff = max((a - b).abs().max().item() for a, b in zip(final["default"], final["fused"]))
     result = {
-        "device": f"cpu ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}",
+        "device": f"cpu ({torch.get_num_threads()} threads)",
+        "machine": cpu_description(),
         "parameters": sum(b.numel() for b in base),
         "repeats": args.repeats,
         "default_s": runs["default"],

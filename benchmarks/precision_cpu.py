@@ -42,6 +42,8 @@ from prompt_learning.notebook import quiet
 from prompt_learning.positions import position_ids
 from prompt_learning.precision import autocast, cpu_has_fast_bf16, frozen_weights_cast
 from prompt_learning.stats import accuracy_ci, paired, verdict
+from prompt_learning.allocator import keep_freed_memory
+from prompt_learning.precision import cpu_description
 
 TEMPLATE = "Review: {text}\nSentiment: {mask}"
 WORDS = Verbalizer({"negative": "negative", "positive": "positive"})
@@ -82,7 +84,12 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     quiet()
-    out: dict = {"cpu_has_fast_bf16": cpu_has_fast_bf16(), "threads": torch.get_num_threads()}
+    keep_freed_memory()  # the process-wide CPU rule, as every chapter's start() applies it
+    out: dict = {
+        "machine": cpu_description(),
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "threads": torch.get_num_threads(),
+    }
     backbone = load_backbone("smollm2-135m", device="cpu")
     clf = ClozeClassifier(backbone, TEMPLATE, WORDS, PromptLearningConfig(max_length=64))
 

@@ -16,6 +16,7 @@ import json
 
 from prompt_learning.benchmark import compare
 from prompt_learning.notebook import quiet
+from prompt_learning.allocator import keep_freed_memory
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     if min(args.repeats, args.tokens, args.virtual) < 1:
         ap.error("--repeats, --tokens and --virtual must be positive")
     quiet()
+    keep_freed_memory()  # the process-wide CPU rule, as every chapter's start() applies it
     result = compare(args.repeats, args.tokens, args.virtual)
     print(
         f"SmolLM2-135M, batch 8 × {args.tokens} tokens, {args.virtual} virtual tokens, "

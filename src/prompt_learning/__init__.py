@@ -17,13 +17,15 @@ from .backbones import Backbone, BackboneError, load_backbone
 from .checkpoints import CheckpointError, load_prompt, save_prompt
 from .cloze import ClozeClassifier
 from .data import bbc_news, chinese_reviews, few_shot, movie_reviews, stratified_head
+from .errors import PromptLearningError
 from .heads import HeadClassifier, HeadConfig
-from .method import InputError, PromptLearningConfig, PromptMethod, check_dataset
+from .in_context import InContextClassifier, in_context_classifier
 from .lora import LoRACloze, LoRAConfig
+from .method import InputError, PromptLearningConfig, PromptMethod, check_dataset
 from .multi_token import MultiTokenCloze, continuation_logprob
 from .p_tuning import PromptEncoderType, PTuning, PTuningConfig
 from .p_tuning_v2 import PTuningV2, PTuningV2Config
-from .pet import PET, PETConfig, PETLoss, PatternEnsemble
+from .pet import PET, PatternEnsemble, PETConfig, PETLoss
 from .prefix_tuning import PrefixInit, PrefixTuning, PrefixTuningConfig
 from .profiles import Profile, get_profile
 from .soft_prompts import PromptTuning, PromptTuningConfig, PromptTuningInit, Readout
@@ -54,7 +56,10 @@ __all__ = [
     "stratified_head",
     "HeadClassifier",
     "HeadConfig",
+    "InContextClassifier",
+    "in_context_classifier",
     "InputError",
+    "PromptLearningError",
     "PromptLearningConfig",
     "PromptMethod",
     "check_dataset",

@@ -12,8 +12,8 @@ its largest threshold (32 MiB) from the heap and never to trim it: memory freed 
 reused by the next. Peak memory is unchanged; what changes is that the process keeps its high-water
 mark instead of returning it between batches. ``benchmarks/cpu_allocator.py`` measures the effect on
 evaluation and training steps. On a system without glibc (macOS, Windows, musl) it does nothing, and
-``PROMPT_LEARNING_CPU_MALLOC=0`` leaves ``malloc`` as it is. :func:`~prompt_learning.backbones.load_backbone`
-applies it when it places a backbone on a CPU.
+``PROMPT_LEARNING_CPU_MALLOC=0`` leaves ``malloc`` as it is. A process asks for it once, explicitly:
+:func:`~prompt_learning.notebook.start` (every chapter's first call) does, and so does each benchmark.
 """
 
 from __future__ import annotations

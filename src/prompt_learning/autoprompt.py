@@ -43,10 +43,11 @@ import torch
 
 from .auto_label_words import labelled_examples, whole_word_ids
 from .backbones import Backbone
-from .cloze import causal_next_token_logits, masked_lm_logits_at
 from .method import InputError, PromptLearningConfig, PromptMethod
 from .positions import check_positions
 from .precision import autocast, frozen_weights_cast, resolve_precision
+from .readout import answer_logits, check_lm_backbone
+from .training import eval_mode
 from .templates import VIRTUAL, Template
 from .verbalizers import Verbalizer
 
@@ -136,22 +137,14 @@ class AutoPrompt(PromptMethod):
                 f"AutoPrompt reads label words: pass a Verbalizer, got {type(verbalizer).__name__}"
             )
         super().__init__(backbone, config, verbalizer.labels)
-        if backbone.kind not in ("causal-lm", "masked-lm"):
-            raise AutoPromptError(
-                f"AutoPrompt needs an LM head; {backbone.name!r} is a {backbone.kind}: use a "
-                "masked or causal LM"
-            )
         self.template = Template(template) if isinstance(template, str) else template
         if not self.template.num_virtual_tokens:
             raise AutoPromptError(
                 f"{self.template!r} has no trigger tokens: mark them [P0], [P1], … (e.g. "
                 "'{text} [P0][P1][P2] {mask}.'); virtual_tokens(3) writes the markers"
             )
+        check_lm_backbone(backbone, self.template, "AutoPrompt", AutoPromptError, virtual_tokens=True)
         self.causal = backbone.kind == "causal-lm"
-        if self.causal:
-            self.template.check_causal()
-        elif self.tokenizer.mask_token_id is None:
-            raise AutoPromptError(f"{backbone.name!r} has no mask token")
         self.verbalizer = verbalizer
         self.label_ids = verbalizer.token_ids(self.tokenizer, space_before=self.template.mask_space)
         self.text_columns = self.template.text_slots
@@ -198,10 +191,9 @@ class AutoPrompt(PromptMethod):
     ) -> torch.Tensor:
         """``log p(y | x) = log Σ_{w ∈ V_y} p(w)`` over the full vocabulary, ``(B, C)``."""
         ids = None if inputs_embeds is not None else self.input_ids(b, triggers)
-        if self.causal:
-            logits = causal_next_token_logits(self.model, ids, b["attention_mask"], inputs_embeds)
-        else:
-            logits = masked_lm_logits_at(self.model, ids, b["attention_mask"], b["mask_pos"], inputs_embeds)
+        logits = answer_logits(
+            self.model, self.causal, ids, b["attention_mask"], b["mask_pos"], inputs_embeds
+        )
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
         return torch.stack([logp[:, ids_].logsumexp(-1) for ids_ in self.label_ids], dim=-1)  # (B, C)
 
@@ -289,7 +281,7 @@ class AutoPrompt(PromptMethod):
         gen = torch.Generator().manual_seed(self.config.seed)
         steps = []
         with (
-            _frozen(self),
+            eval_mode(self.model),
             frozen_weights_cast(self, self.device, precision),
             autocast(self.device, precision),
         ):
@@ -344,17 +336,3 @@ class AutoPrompt(PromptMethod):
         )
         method.trigger_ids.copy_(torch.tensor(spec["trigger_ids"]))
         return method
-
-
-class _frozen:
-    """Eval mode for the search (no dropout), restored afterwards."""
-
-    def __init__(self, method: AutoPrompt):
-        self.method, self.was = method, method.model.training
-
-    def __enter__(self):
-        self.method.model.eval()
-
-    def __exit__(self, *exc):
-        self.method.model.train(self.was)
-        return False

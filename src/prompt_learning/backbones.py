@@ -18,6 +18,7 @@ there is one); methods built on it create their tensors on that device (``prompt
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .allocator import keep_freed_memory
 from .artifacts import cache_dir, extracted, sha256_of, write_folder
+from .errors import PromptLearningError
 from .kv_prefix import ATTENTION_NAME
 from .precision import resolve_device
 from .tiny import TINY, build_tiny
@@ -70,7 +71,7 @@ _LOADERS = {
 }
 
 
-class BackboneError(ValueError):
+class BackboneError(PromptLearningError, ValueError):
     """A backbone name that cannot be served here; the message names the fix."""
 
 
@@ -99,6 +100,33 @@ class Backbone:
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+
+def embedding_hash(embeddings: torch.Tensor, rows: int = 4096) -> str:
+    """SHA-256 of an evenly spaced sample of the input-embedding rows, rounded to bf16.
+
+    The rounding makes a backbone loaded in fp32 or bf16 hash alike; the sample keeps it cheap
+    for a large vocabulary (a few MB hashed, whatever the model).
+    """
+    step = max(1, embeddings.shape[0] // rows)
+    sample = embeddings.detach()[::step].to("cpu", torch.bfloat16).contiguous()
+    return hashlib.sha256(sample.view(torch.int16).numpy().tobytes()).hexdigest()
+
+
+def backbone_fingerprint(backbone: Backbone) -> dict:
+    """What must match for a prompt to mean the same thing: name, architecture, sizes, embeddings."""
+    cfg = backbone.model.config
+    emb = backbone.model.get_input_embeddings().weight
+    return {
+        "name": backbone.name,
+        "kind": backbone.kind,
+        "model_type": cfg.model_type,
+        "architecture": type(backbone.model).__name__,
+        "vocab_size": int(emb.shape[0]),
+        "hidden_size": int(emb.shape[1]),
+        "num_hidden_layers": getattr(cfg, "num_hidden_layers", None),
+        "embeddings_sha256": embedding_hash(emb),
+    }
 
 
 def backbone_names() -> list[str]:
@@ -147,11 +175,9 @@ def load_backbone(
 def _placed(backbone: Backbone, device: torch.device) -> Backbone:
     """The one place a backbone is moved: onto ``device``, in eval mode, attending through the
     library's attention function (:mod:`prompt_learning.attention`; prefix-aware, ``sdpa`` but for
-    gradients on a CPU), where the model takes one; on a CPU, freed memory is kept for reuse
-    (:mod:`prompt_learning.allocator`)."""
+    gradients on a CPU), where the model takes one. Loading changes nothing process-wide: the
+    allocator rule is :func:`~prompt_learning.notebook.start`'s to apply."""
     model = backbone.model
-    if device.type == "cpu":
-        keep_freed_memory()  # activations reuse freed memory (prompt_learning.allocator)
     if getattr(model, "_supports_sdpa", False) and model.config._attn_implementation != ATTENTION_NAME:
         model.set_attn_implementation(ATTENTION_NAME)
     model.to(device).eval()

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import load_backbone
-from .precision import autocast, frozen_weights_cast, resolve_device, resolve_precision
 from .cloze import ClozeClassifier
+from .precision import autocast, cpu_description, frozen_weights_cast, resolve_device, resolve_precision
 from .verbalizers import Verbalizer
 
 TEMPLATE = "Review: {text}\nSentiment: {mask}"
@@ -304,6 +304,7 @@ def compare(
     return {
         "model": model,
         "device": device,
+        "machine": cpu_description(),
         "forward_no_grad_s": times["forward_no_grad"],
         "forward_no_grad_fp32_s": times["forward_no_grad_fp32"],
         "precision": times["precision"],

@@ -1,9 +1,10 @@
 """Each chapter's training runs at a GPU profile's sizes, and whether they fit the GPU it is for.
 
-:data:`CHAPTER_RUNS` lists every chapter's runs at the sizes of the ``t4`` and ``gpu`` profiles (read
+:func:`chapter_runs` lists every chapter's runs at the sizes of a ``t4`` or ``gpu`` profile (read
 off the chapters' size tables and the methods each trains); :func:`chapter_table` gives, per
 chapter, the run with the largest estimated peak memory (:mod:`prompt_learning.memory`) and the
-chapter's estimated time. ``python -m prompt_learning.budgets`` prints the table.
+chapter's estimated time. ``python -m prompt_learning.profiles`` prints the tables. The module takes
+profiles as arguments and imports none: :mod:`prompt_learning.profiles` builds on it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import InputError
 from .memory import (
     ARCHITECTURES,
     GB,
@@ -19,7 +21,6 @@ from .memory import (
     estimate_seconds,
     estimate_training_memory,
 )
-from .profiles import PROFILES
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def chapter_runs(profile) -> list[Run]:
     ``max_length`` (texts are usually shorter: an upper bound) plus any virtual tokens.
     """
     if profile.sizes != "gpu":
-        raise ValueError(
-            f"CHAPTER_RUNS follows the chapters' 'gpu' rows; profile {profile.name!r} uses "
+        raise InputError(
+            f"chapter_runs follows the chapters' 'gpu' rows; profile {profile.name!r} uses "
             f"the {profile.sizes!r} row"
         )
     p, B, L = profile, profile.batch_size, profile.max_length
@@ -584,22 +585,3 @@ def chapter_table(profile, device: str | None = None, precision: str | None = No
             }
         )
     return rows
-
-
-CHAPTER_RUNS: dict[str, list[Run]] = {name: chapter_runs(PROFILES[name]) for name in REFERENCE_DEVICE}
-
-
-def main() -> None:
-    for name, (device, precision) in REFERENCE_DEVICE.items():
-        print(
-            f"profile {name!r} on {device} ({precision}): peak GB, minutes of the largest run, of the chapter"
-        )
-        for r in chapter_table(PROFILES[name]):
-            print(
-                f"  ch{r['chapter']}  {r['peak_gb']:6.1f} GB  {r['largest_min']:6.1f} min  "
-                f"{r['chapter_min']:6.1f} min  {r['largest run']} [{r['backbone']}]"
-            )
-
-
-if __name__ == "__main__":
-    main()

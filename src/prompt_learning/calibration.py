@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import PromptLearningError
 from .training import eval_mode
 
 CONTENT_FREE: tuple[str, ...] = ("N/A", "", "[MASK]")  # Zhao et al. 2021's three inputs
 
 
-class CalibrationError(ValueError):
+class CalibrationError(PromptLearningError, ValueError):
     """Calibration cannot be done as asked; the message names the fix."""
 
 

@@ -20,55 +20,26 @@ checkpoint.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .backbones import Backbone
-from .method import PromptMethod
+from .artifacts import write_folder
+from .backbones import Backbone, backbone_fingerprint
+from .errors import PromptLearningError
+from .method import REGISTRY, PromptMethod
 
-FORMAT = 2  # bump when the layout changes
+FORMAT = 3  # bump when the layout changes; 3: the method by its registered name (2: module:qualname)
+READS = (2, 3)
 WEIGHTS = "prompt.safetensors"
 CONFIG = "prompt_config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PromptLearningError, ValueError):
     """A checkpoint that cannot be loaded here; the message names the fix."""
-
-
-def embedding_hash(embeddings: torch.Tensor, rows: int = 4096) -> str:
-    """SHA-256 of an evenly spaced sample of the input-embedding rows, rounded to bf16.
-
-    The rounding makes a backbone loaded in fp32 or bf16 hash alike; the sample keeps it cheap
-    for a large vocabulary (a few MB hashed, whatever the model).
-    """
-    step = max(1, embeddings.shape[0] // rows)
-    sample = embeddings.detach()[::step].to("cpu", torch.bfloat16).contiguous()
-    return hashlib.sha256(sample.view(torch.int16).numpy().tobytes()).hexdigest()
-
-
-def backbone_fingerprint(backbone: Backbone) -> dict:
-    """What must match for a prompt to mean the same thing: name, architecture, sizes, embeddings."""
-    cfg = backbone.model.config
-    emb = backbone.model.get_input_embeddings().weight
-    return {
-        "name": backbone.name,
-        "kind": backbone.kind,
-        "model_type": cfg.model_type,
-        "architecture": type(backbone.model).__name__,
-        "vocab_size": int(emb.shape[0]),
-        "hidden_size": int(emb.shape[1]),
-        "num_hidden_layers": getattr(cfg, "num_hidden_layers", None),
-        "embeddings_sha256": embedding_hash(emb),
-    }
 
 
 def _trainable(method: nn.Module) -> dict[str, torch.Tensor]:
@@ -83,32 +54,22 @@ def save_prompt(method: nn.Module, folder: str | Path) -> Path:
             "subclasses describe themselves for a checkpoint (checkpoint_spec())"
         )
     folder = Path(folder)
+    # none for a method that trains nothing (zero-shot, AutoPrompt): its spec is the whole prompt
     tensors = {name: p.detach().cpu().contiguous() for name, p in _trainable(method).items()}
-    if not tensors:
-        raise CheckpointError("the method has no trainable parameters to save")
     cls = type(method)
     meta = {
         "format": FORMAT,
-        "method": f"{cls.__module__}:{cls.__qualname__}",
+        "method": cls.__name__,  # its name in prompt_learning.method.REGISTRY
         "backbone": method.backbone_fingerprint,
         "spec": method.checkpoint_spec(),
         "parameters": {name: list(t.shape) for name, t in tensors.items()},
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    try:
+
+    def fill(tmp: Path) -> None:
         save_file(tensors, tmp / WEIGHTS, metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
-        if folder.exists():  # move the old one aside, put the new one in place, then delete the old
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-            os.replace(folder, old / "ckpt")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return write_folder(folder, fill)
 
 
 def read_config(folder: str | Path) -> dict:
@@ -124,20 +85,24 @@ def read_config(folder: str | Path) -> dict:
         raise CheckpointError(
             f"{path} is not a checkpoint description; save the method again with save_prompt"
         )
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READS:
         raise CheckpointError(
-            f"{folder} has checkpoint format {meta.get('format')}, this library reads {FORMAT}"
+            f"{folder} has checkpoint format {meta.get('format')}, this library reads {list(READS)}"
         )
     return meta
 
 
 def _method_class(ref: str) -> type:
-    module, _, name = ref.partition(":")
-    if not module.startswith("prompt_learning."):  # never import code a JSON file names elsewhere
+    """The registered method a checkpoint names: ``"PromptTuning"`` (format 3) or, in format 2,
+    ``"prompt_learning.soft_prompts:PromptTuning"``, read by its class name wherever it lives now."""
+    module, colon, name = ref.rpartition(":")
+    if colon and not module.startswith("prompt_learning."):  # never a class a JSON file names elsewhere
         raise CheckpointError(f"checkpoint names method {ref!r}, which is not part of prompt_learning")
-    cls = getattr(importlib.import_module(module), name, None)
+    cls = REGISTRY.get(name)
     if cls is None or not hasattr(cls, "from_checkpoint_spec"):
-        raise CheckpointError(f"checkpoint names method {ref!r}, which this library cannot rebuild")
+        raise CheckpointError(
+            f"checkpoint names method {ref!r}, which this library cannot rebuild; it knows {sorted(REGISTRY)}"
+        )
     return cls
 
 

@@ -19,11 +19,12 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from .artifacts import cache_dir, extracted
+from .errors import PromptLearningError
 
 SPLIT_SEED = 1234  # fixed forever: changing it changes every number in the book
 
 
-class DataError(ValueError):
+class DataError(PromptLearningError, ValueError):
     """A request the data cannot satisfy; the message names the fix."""
 
 

@@ -17,10 +17,12 @@ import math
 
 import numpy as np
 
+from .errors import InputError
 
-def _check_count(k: int, name: str, what: str, least: int = 0) -> None:
+
+def check_count(k: int, name: str, what: str, least: int = 0) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < least:
-        raise ValueError(f"{name} must be {what} (a whole number ≥ {least}); got {k!r}")
+        raise InputError(f"{name} must be {what} (a whole number ≥ {least}); got {k!r}")
 
 
 def _half_binomial_pmf(n: int) -> np.ndarray:
@@ -40,8 +42,8 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     >>> round(mcnemar_p(10, 2), 4)  # 2 (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 158 / 4096
     0.0386
     """
-    _check_count(a_only, "a_only", "a count of discordant items")
-    _check_count(b_only, "b_only", "a count of discordant items")
+    check_count(a_only, "a_only", "a count of discordant items")
+    check_count(b_only, "b_only", "a count of discordant items")
     m = int(a_only) + int(b_only)
     if m == 0:
         return 1.0

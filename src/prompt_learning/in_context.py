@@ -23,6 +23,7 @@ from transformers import DynamicCache
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier
+from .errors import InputError
 from .method import PromptLearningConfig
 from .positions import max_positions, position_ids
 from .templates import Template, pad_rows, special_tokens_around
@@ -32,7 +33,7 @@ from .verbalizers import Verbalizer
 def sample_demonstrations(pool: Dataset, k: int, seed: int) -> Dataset:
     """``k`` demonstrations drawn at random from ``pool`` (any classes), fixed by ``seed``."""
     if k < 0 or k > len(pool):
-        raise ValueError(f"k={k} demonstrations: choose 0 <= k <= {len(pool)} (the pool size)")
+        raise InputError(f"k={k} demonstrations: choose 0 <= k <= {len(pool)} (the pool size)")
     rng = np.random.default_rng(seed)
     return pool.select(rng.choice(len(pool), k, replace=False).tolist())
 
@@ -69,7 +70,7 @@ class InContextClassifier(ClozeClassifier):
     ):
         super().__init__(backbone, template, verbalizer, config)
         if not self.causal:
-            raise ValueError(
+            raise InputError(
                 "InContextClassifier caches a causal LM's demonstrations; "
                 "use ClozeClassifier with the in-context template for a masked LM"
             )

@@ -31,8 +31,8 @@ encoders take no cache at all):
 from __future__ import annotations
 
 import inspect
-import re
 import math
+import re
 from dataclasses import dataclass, field
 
 import torch

@@ -22,7 +22,7 @@ import torch
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier
-from .method import InputError, PromptLearningConfig
+from .method import InputError, PromptLearningConfig, seeded
 from .templates import Template
 from .verbalizers import Verbalizer
 
@@ -94,8 +94,7 @@ class LoRACloze(ClozeClassifier):
         super().__init__(backbone, template, verbalizer, config)  # validates, then freezes the backbone
         from peft import LoraConfig, inject_adapter_in_model  # imported here: only this method needs PEFT
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)  # A's random start, reproducible
+        with seeded(config.seed):  # A's random start, reproducible
             inject_adapter_in_model(
                 LoraConfig(
                     r=config.r,

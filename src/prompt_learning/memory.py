@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InputError
 
 GB = 1e9  # decimal gigabytes, as GPU memory is sold (a "16 GB" T4 has 15.8e9 bytes, 14.7 GiB)
 
@@ -134,14 +135,14 @@ def _trainable(arch: Architecture, trainable: str | tuple[str, int]) -> tuple[st
         return "head", 2 * arch.hidden + 2 if count is None else count
     if kind == "prompt" and count is not None:
         return "prompt", count
-    raise ValueError(
+    raise InputError(
         f"trainable must be 'all', 'none', 'head', ('head', n) or ('prompt', n), got {trainable!r}"
     )
 
 
 def _compute_bytes(precision: str) -> int:
     if precision not in ("no", "fp16", "bf16"):
-        raise ValueError(
+        raise InputError(
             "precision must be resolved to 'no', 'fp16' or 'bf16' "
             f"(precision.resolve_precision), got {precision!r}"
         )
@@ -189,7 +190,7 @@ def layer_activation_bytes(
         norms, attention = 2 * 4, 4 * c
         mlp = (3 * m if arch.gated_mlp else m) * c
     else:
-        raise ValueError(f"backward must be 'all' or 'input', got {backward!r}")
+        raise InputError(f"backward must be 'all' or 'input', got {backward!r}")
     per_token = norms + attention + mlp + (2 if arch.dropout else 0)
     out = batch * seq_len * arch.hidden * per_token
     if not fused_attention:  # the attention matrix: softmax output (+ dropout mask and output)
@@ -224,7 +225,7 @@ def estimate_training_memory(
     mode, count = _trainable(arch, trainable)
     c = _compute_bytes(precision)
     if optimizer not in OPTIMIZER_BYTES:
-        raise ValueError(f"optimizer must be one of {list(OPTIMIZER_BYTES)}, got {optimizer!r}")
+        raise InputError(f"optimizer must be one of {list(OPTIMIZER_BYTES)}, got {optimizer!r}")
     kept = batch if logits_kept is None else logits_kept
     rows_len = computed_len or seq_len
     residual = 2 * batch * rows_len * arch.hidden * 4  # embeddings' output and the final norm's input (fp32)
@@ -316,7 +317,7 @@ def estimate_seconds(
     runs through the layers when the others come from a cache.
     """
     if (device, precision) not in THROUGHPUT:
-        raise ValueError(
+        raise InputError(
             f"no throughput assumed for {device!r} in {precision!r}; known: {sorted(THROUGHPUT)}"
         )
     kept = batch if logits_kept is None else logits_kept

@@ -25,19 +25,17 @@ tuning, P-tuning, prefix tuning, P-tuning v2 and the classifier head — is a :c
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
 import torch
 from torch import nn
 
-from .backbones import Backbone
-
-
-class InputError(ValueError):
-    """Inputs or data a method cannot take; the message names the fix."""
+from .backbones import Backbone, backbone_fingerprint
+from .errors import InputError
 
 
 @dataclass
@@ -78,14 +76,29 @@ class PromptLearningConfig:
         return cls(**values)
 
 
+REGISTRY: dict[str, type] = {}  # method name → class, as checkpoints name them (PEFT keeps such a registry)
+
+
 class PromptMethod(nn.Module):
     """Base of every method: a backbone, a config, class labels; ``forward(texts) → (B, C)``.
 
     Subclasses implement :meth:`logits` on validated columns and, for checkpoints,
-    :meth:`checkpoint_spec` (how to rebuild them); the rest is shared.
+    :meth:`checkpoint_spec` (how to rebuild them); the rest is shared. Every method of the library is
+    registered under its class name (``REGISTRY``): a checkpoint names the method so, not the
+    module it lives in, so moving a class breaks no saved prompt.
     """
 
     config_class: type[PromptLearningConfig] = PromptLearningConfig
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("prompt_learning."):
+            return  # only the library's methods are rebuilt from a checkpoint (never code a file names)
+        known = REGISTRY.setdefault(cls.__name__, cls)
+        if known is not cls and known.__qualname__ == cls.__qualname__ and known.__module__ == cls.__module__:
+            REGISTRY[cls.__name__] = cls  # the same class, its module reloaded
+        elif known is not cls:
+            raise TypeError(f"two methods named {cls.__name__}: {known.__module__} and {cls.__module__}")
 
     def __init__(self, backbone: Backbone, config: PromptLearningConfig, labels: Sequence[str]):
         super().__init__()
@@ -97,8 +110,7 @@ class PromptMethod(nn.Module):
         self.model = backbone.model  # registered: .to(), parameters() and state see the backbone
         self.config = config
         self.labels = list(labels)
-        from .checkpoints import backbone_fingerprint  # recorded now: full fine-tuning changes the weights
-
+        # recorded now: full fine-tuning changes the weights
         self.backbone_fingerprint = backbone_fingerprint(backbone)
 
     # --- what every method shares -------------------------------------------------------------
@@ -203,7 +215,7 @@ def check_dataset(method: nn.Module, data, *, needs_labels: bool = True) -> None
     """
     if len(data) == 0:
         raise InputError("the dataset is empty: nothing to train on or evaluate; check the split or filter")
-    labels = getattr(_unwrap(method), "labels", None)
+    labels = getattr(unwrap(method), "labels", None)
     if not needs_labels or "label" not in data.column_names or not labels:
         return
     feature = data.features.get("label") if hasattr(data, "features") else None
@@ -229,5 +241,17 @@ def _auto_labels(labels: Sequence[str]) -> bool:
     return list(labels) == [str(i) for i in range(len(labels))]
 
 
-def _unwrap(method: nn.Module) -> nn.Module:
-    return getattr(method, "module", method)  # a DistributedDataParallel wrapper holds the model
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Everything drawn inside comes from ``seed``; the caller's random state is left untouched.
+
+    How every method draws its initial values (prompts, encoders, heads, LoRA's A) from ``config.seed``.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def unwrap(method: nn.Module) -> nn.Module:
+    """The method itself, also when a ``DistributedDataParallel`` wrapper holds it (as ``.module``)."""
+    return getattr(method, "module", method)

@@ -26,10 +26,11 @@ from collections.abc import Sequence
 import torch
 
 from .backbones import Backbone
-from .cloze import ClozeClassifier, _mlm_head, causal_next_token_logits, masked_lm_logits_at
-from .method import InputError, PromptLearningConfig, check_inputs
+from .cloze import ClozeClassifier
+from .method import InputError, check_inputs
 from .positions import position_ids
-from .templates import Template, TemplateError, pad_rows, special_tokens_around
+from .readout import answer_logits, check_lm_backbone, masked_lm_logits_at
+from .templates import Template, pad_ids, special_tokens_around
 from .verbalizers import Verbalizer
 
 
@@ -48,9 +49,8 @@ def _ids(tokenizer, item: str | Sequence[int], what: str, i: int) -> list[int]:
 def _padded(
     tokenizer, rows: Sequence[Sequence[int]], left: bool, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``input_ids`` and ``attention_mask`` ``(B, T)`` of token-id rows, on ``device`` (:func:`pad_rows`)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    b = pad_rows([(list(r), 0) for r in rows], pad, left=left)
+    """``input_ids`` and ``attention_mask`` ``(B, T)`` of token-id rows, on ``device`` (:func:`pad_ids`)."""
+    b = pad_ids(rows, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, left)
     return b["input_ids"].to(device), b["attention_mask"].to(device)
 
 
@@ -174,8 +174,8 @@ def masked_span_logprob(
             rows_i = [b for b, o in enumerate(open_) for _ in o]
             pos = [p for o in open_ for p, _ in o]
             tgt = [t for o in open_ for _, t in o]
-            logits = _mlm_logits_at(
-                model, ids, mask, torch.tensor(rows_i, device=device), torch.tensor(pos, device=device)
+            logits = masked_lm_logits_at(
+                model, ids, mask, torch.tensor(pos, device=device), rows=torch.tensor(rows_i, device=device)
             )  # (M, V): every open mask
             logp = torch.log_softmax(logits.float(), dim=-1).gather(
                 -1, torch.tensor(tgt, device=device)[:, None]
@@ -195,17 +195,6 @@ def masked_span_logprob(
     return torch.stack(out)  # (N,)
 
 
-def _mlm_logits_at(model, input_ids, attention_mask, rows, positions) -> torch.Tensor:
-    """MLM logits ``(M, V)`` at ``M`` (row, position) pairs; the head runs there only."""
-    head = _mlm_head(model)
-    if head is None:
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, positions]
-    hidden = model.base_model(
-        input_ids=input_ids, attention_mask=attention_mask
-    ).last_hidden_state  # (B, T, H)
-    return head(hidden[rows, positions])  # (M, V)
-
-
 def slot_log_probs(
     backbone: Backbone, template: Template, columns: dict[str, list[str]], max_length: int = 128
 ) -> torch.Tensor:
@@ -215,10 +204,7 @@ def slot_log_probs(
         k: v.to(backbone.device)
         for k, v in template.encode(backbone.tokenizer, columns, max_length, causal=causal).items()
     }
-    if causal:
-        logits = causal_next_token_logits(backbone.model, b["input_ids"], b["attention_mask"])
-    else:
-        logits = masked_lm_logits_at(backbone.model, b["input_ids"], b["attention_mask"], b["mask_pos"])
+    logits = answer_logits(backbone.model, causal, b["input_ids"], b["attention_mask"], b["mask_pos"])
     return torch.log_softmax(logits.float(), dim=-1)  # (B, V)
 
 
@@ -236,7 +222,7 @@ def word_log_probs(
     every (example, word) pair is scored whole: :func:`continuation_logprob` for a causal LM,
     :func:`masked_span_logprob` (PET's multiple masks) for a masked LM.
     """
-    _check_backbone(backbone, template)
+    check_lm_backbone(backbone, template, "scoring label words", MultiTokenError)
     if any(len(s) == 0 for s in sequences):
         raise MultiTokenError("a label word has no tokens: give each a word or phrase")
     if all(len(s) == 1 for s in sequences):
@@ -309,22 +295,6 @@ def cached_continuations(
     return torch.stack(scores, dim=-1)  # (B, W)
 
 
-def _check_backbone(backbone: Backbone, template: Template) -> None:
-    if backbone.kind not in ("causal-lm", "masked-lm"):
-        raise MultiTokenError(
-            f"scoring label words needs an LM head; {backbone.name!r} is a {backbone.kind}. "
-            "Use a masked or causal LM"
-        )
-    if template.num_virtual_tokens:
-        raise TemplateError(
-            f"{template!r} has virtual tokens [P0]…, which have no text here; use a hard template"
-        )
-    if backbone.kind == "causal-lm":
-        template.check_causal()
-    elif backbone.tokenizer.mask_token_id is None:
-        raise MultiTokenError(f"{backbone.name!r} has no mask token")
-
-
 class MultiTokenCloze(ClozeClassifier):
     """A cloze classifier whose label words may be several tokens, each scored whole.
 
@@ -341,17 +311,7 @@ class MultiTokenCloze(ClozeClassifier):
     one pass per batch) or ``L_max`` passes over them (masked LM). Output: class log-probabilities (B, C).
     """
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        template: Template | str,
-        verbalizer: Verbalizer,
-        config: PromptLearningConfig | None = None,
-    ):
-        _check_backbone(
-            backbone, Template(template) if isinstance(template, str) else template
-        )  # its own errors
-        super().__init__(backbone, template, verbalizer, config)
+    error_class = MultiTokenError
 
     def answer_ids(self, verbalizer: Verbalizer) -> list[list[int]]:
         """Every label word's whole token sequence, class-major (several tokens allowed)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+from .allocator import keep_freed_memory
 from .profiles import Profile, get_profile
 
 
@@ -41,8 +42,10 @@ def quiet() -> None:
 
 
 def start(**overrides) -> Profile:
-    """The chapter's first call: quiet the libraries, choose the profile, print it, return it."""
+    """The chapter's first call: quiet the libraries, choose the profile, apply the process-wide CPU
+    rule (freed memory kept for reuse, :mod:`~prompt_learning.allocator`), print the profile, return it."""
     quiet()
     profile = get_profile(**overrides)
+    keep_freed_memory()  # on a CPU, activations reuse freed memory; a no-op without glibc
     print(profile.describe())
     return profile

@@ -20,7 +20,6 @@ that training can resume. The encoder's layers have the names and shapes of PEFT
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -29,17 +28,16 @@ import torch
 from torch import nn
 
 from .backbones import Backbone
-from .method import PromptLearningConfig, enum_value
+from .method import PromptLearningConfig, enum_value, seeded
+from .positions import check_positions
+from .precision import fp32_on_cpu
 from .soft_prompts import (
     PromptTuningInit,
     Readout,
     SoftPromptClassifier,
     SoftPromptError,
     initial_prompt,
-    verbalizer_from_spec,
 )
-from .positions import check_positions
-from .precision import no_autocast
 from .templates import Template, virtual_tokens
 from .verbalizers import Verbalizer
 
@@ -108,9 +106,7 @@ class PromptEncoder(nn.Module):
     def forward(self) -> torch.Tensor:
         x = self.embedding.weight.unsqueeze(0)  # (1, n, token_dim)
         if self.encoder_type == PromptEncoderType.LSTM:
-            # fp32 on a CPU even inside bf16 autocast: oneDNN has no bf16 LSTM on CPUs without
-            # AVX512, and over n virtual tokens the LSTM costs nothing next to the backbone
-            with no_autocast() if x.device.type == "cpu" else contextlib.nullcontext():
+            with fp32_on_cpu(x.device):  # a CPU rule (prompt_learning.precision)
                 x = self.lstm_head(x)[0]  # (1, n, 2h): both directions see every virtual token
         return self.mlp_head(x)[0]  # (n, token_dim)
 
@@ -165,8 +161,7 @@ class PTuning(SoftPromptClassifier):
         H = self.hidden_size
         self.register_parameter("prompt", None)
         self.encoder: PromptEncoder | None = None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):
             if config.encoder == PromptEncoderType.NONE:
                 vocab = self.model.get_input_embeddings().weight  # (V, H)
                 start = initial_prompt(
@@ -227,15 +222,6 @@ class PTuning(SoftPromptClassifier):
             "config": self.config.to_dict(),
             "encoder_frozen": self.encoder_frozen,
         }
-
-    @classmethod
-    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PTuning:
-        return cls(
-            backbone,
-            spec["template"],
-            verbalizer_from_spec(spec["verbalizer"]),
-            PTuningConfig.from_dict(spec["config"]),
-        )
 
     def prepare_load(self, spec: dict) -> None:
         if spec.get("encoder_frozen"):

@@ -28,6 +28,7 @@ from torch import nn
 
 from .backbones import Backbone
 from .heads import HeadClassifier, HeadConfig
+from .method import seeded
 from .kv_prefix import KVPrefix, PrefixError, enable_prefixes, prefixed_forward
 from .prefix_tuning import PrefixEncoder
 
@@ -86,8 +87,7 @@ class PTuningV2(HeadClassifier):
         all_slots = list(dict.fromkeys(self.slot_of.values()))
         chosen = _chosen_layers(config.layers, len(all_slots))
         self.slots = [s for s in all_slots if s.layer in chosen]
-        with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):
             self.prompts = PrefixEncoder(
                 self.slots,
                 config.num_virtual_tokens,

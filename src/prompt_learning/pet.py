@@ -31,10 +31,10 @@ from transformers import DataCollatorForLanguageModeling
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier
-from .method import InputError, PromptLearningConfig, check_inputs
+from .method import InputError, PromptLearningConfig, check_inputs, unwrap
 from .positions import position_ids
+from .readout import answer_logits
 from .templates import Template
-from .method import _unwrap
 from .training import History, eval_mode, evaluate, fit
 from .verbalizers import Verbalizer
 
@@ -100,7 +100,9 @@ class PET(ClozeClassifier):
         )
         try:
             with torch.no_grad():
-                self.slot_logits(batch["input_ids"], batch["attention_mask"], batch["mask_pos"])
+                answer_logits(
+                    self.model, self.causal, batch["input_ids"], batch["attention_mask"], batch["mask_pos"]
+                )
         finally:
             hook.remove()
         hidden = captured[-1]  # (B, H), or (B, T, H) when the head ran on every position
@@ -116,11 +118,11 @@ class PET(ClozeClassifier):
         word_logits = hidden @ self.word_vectors.T + self.word_bias  # (B, W)
         return self.verbalizer.class_logits(word_logits, self.local_ids)  # (B, C)
 
-    def lm_loss(self, texts: Sequence[str], mlm_probability: float = 0.15) -> torch.Tensor:
+    def auxiliary_lm_loss(self, texts: Sequence[str], mlm_probability: float = 0.15) -> torch.Tensor:
         """PET's auxiliary loss on unlabelled ``texts``: masked-LM loss (15% of tokens) for a masked
         LM, next-token loss for a causal LM. A scalar."""
         if self.config.tune != "all":
-            raise ValueError(
+            raise InputError(
                 "the auxiliary LM loss trains the backbone, which tune='frozen' keeps fixed; "
                 "use tune='all' or set alpha=0"
             )
@@ -164,9 +166,9 @@ class PETLoss:
         self, unlabelled: Sequence[str] = (), alpha: float = 1e-4, lm_batch_size: int = 4, seed: int = 0
     ):
         if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha weighs the auxiliary LM loss and must be in [0, 1), got {alpha}")
+            raise InputError(f"alpha weighs the auxiliary LM loss and must be in [0, 1), got {alpha}")
         if alpha > 0 and len(unlabelled) == 0:
-            raise ValueError(
+            raise InputError(
                 "alpha > 0 needs unlabelled texts for the auxiliary LM loss; "
                 "pass unlabelled=[...] or set alpha=0"
             )
@@ -184,7 +186,7 @@ class PETLoss:
             return ce
         n = min(self.lm_batch_size, len(self.unlabelled))
         pick = self.rng.choice(len(self.unlabelled), n, replace=False)
-        lm = _unwrap(method).lm_loss([self.unlabelled[i] for i in pick])
+        lm = unwrap(method).auxiliary_lm_loss([self.unlabelled[i] for i in pick])
         self.last["lm"] = lm.item()
         return (1 - self.alpha) * ce + self.alpha * lm
 
@@ -202,14 +204,14 @@ class PatternEnsemble(nn.Module):
     ):
         super().__init__()
         if len(members) == 0:
-            raise ValueError("an ensemble needs at least one member")
+            raise InputError("an ensemble needs at least one member")
         if combine not in ("probs", "logits"):
-            raise ValueError(f"combine must be 'probs' or 'logits', got {combine!r}")
+            raise InputError(f"combine must be 'probs' or 'logits', got {combine!r}")
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
         if len(weights) != len(members):
-            raise ValueError(f"{len(weights)} weights for {len(members)} members; give one weight per member")
+            raise InputError(f"{len(weights)} weights for {len(members)} members; give one weight per member")
         if min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"weights must be non-negative and not all zero, got {weights}")
+            raise InputError(f"weights must be non-negative and not all zero, got {weights}")
         self.members = nn.ModuleList(members)
         self.combine = combine
         self.register_buffer("weights", torch.tensor(weights) / sum(weights))  # (M,)
@@ -217,7 +219,7 @@ class PatternEnsemble(nn.Module):
     def forward(self, texts) -> torch.Tensor:
         outs = [m(texts) for m in self.members]  # M × (B, C)
         if len({o.shape for o in outs}) != 1:
-            raise ValueError(f"members disagree on the output shape: {[tuple(o.shape) for o in outs]}")
+            raise InputError(f"members disagree on the output shape: {[tuple(o.shape) for o in outs]}")
         stacked = torch.stack(outs).float()  # (M, B, C)
         w = self.weights.to(stacked.device)[:, None, None]  # (M, 1, 1)
         if self.combine == "logits":
@@ -236,7 +238,7 @@ def soft_labels(
 ) -> torch.Tensor:
     """``(N, C)`` class distributions the teacher gives ``texts``: ``softmax(scores / T)`` (PET: T = 2)."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise InputError(f"temperature must be positive, got {temperature}")
     texts = list(texts)
     with eval_mode(teacher):
         scores = torch.cat(
@@ -283,9 +285,9 @@ def distil(
     """Train ``student`` to match ``targets (N, C)`` on ``texts`` (PET's final distillation step)."""
     texts = list(texts)
     if len(texts) != len(targets):
-        raise ValueError(f"{len(texts)} texts but {len(targets)} soft labels; give one label row per text")
+        raise InputError(f"{len(texts)} texts but {len(targets)} soft labels; give one label row per text")
     if targets.dim() != 2 or not torch.allclose(targets.sum(-1).cpu(), torch.ones(len(targets)), atol=1e-4):
-        raise ValueError("targets must be (N, C) rows of class probabilities summing to 1 (see soft_labels)")
+        raise InputError("targets must be (N, C) rows of class probabilities summing to 1 (see soft_labels)")
     data = Dataset.from_dict({"text": texts, "soft": targets.tolist()})
     return fit(
         student,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import PromptLearningError
+
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "longformer")  # positions start after padding_idx
 
 
-class PositionError(ValueError):
+class PositionError(PromptLearningError, ValueError):
     """Inputs that need more positions than the backbone has; the message names the fix."""
 
 

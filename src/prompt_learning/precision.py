@@ -33,6 +33,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from .errors import PromptLearningError
 from .switches import switch
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -40,7 +41,7 @@ CPU_BF16_ENV = "PROMPT_LEARNING_CPU_BF16"  # off ("0"): "auto" stays fp32 on eve
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class PrecisionError(ValueError):
+class PrecisionError(PromptLearningError, ValueError):
     """A precision or device that cannot be used here; the message names the fix."""
 
 
@@ -190,6 +191,16 @@ def frozen_weights_cast(module: nn.Module, device: torch.device | str, precision
     finally:
         for m, w in zip(frozen, originals):
             m._parameters["weight"] = w
+
+
+def fp32_on_cpu(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Full precision for a block on a CPU, even inside bf16 autocast; nothing changes elsewhere.
+
+    For the ops a CPU has no bf16 kernel for everywhere: oneDNN's bf16 LSTM needs AVX512, so
+    P-tuning's LSTM encoder runs in fp32 on a CPU (over ``n`` virtual tokens it costs nothing next
+    to the backbone).
+    """
+    return no_autocast() if torch.device(device).type == "cpu" else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -28,9 +28,9 @@ from .kv_prefix import (
     capture_kv,
     check_length,
     enable_prefixes,
-    prefixed_forward,
 )
-from .method import PromptLearningConfig, PromptMethod, check_inputs, enum_value
+from .method import PromptLearningConfig, PromptMethod, check_inputs, enum_value, seeded
+from .readout import answer_logits
 from .templates import Template
 from .text_generation import decode, encode_pairs, greedy_generate, lm_loss, stop_token_ids
 from .verbalizers import Verbalizer
@@ -209,8 +209,7 @@ class PrefixTuning(PromptMethod):
             check_length(self.model, config.num_virtual_tokens, config.max_length, config.shift_positions)
         else:
             check_length(self.model, config.num_virtual_tokens, 1, config.shift_positions)
-        with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state untouched
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):
             self.prompts = PrefixEncoder(
                 self.slots,
                 config.num_virtual_tokens,
@@ -254,15 +253,9 @@ class PrefixTuning(PromptMethod):
                 self.tokenizer, columns, self.config.max_length, causal=self.causal
             ).items()
         }
-        if self.causal:
-            logits = prefixed_forward(
-                self.model, self.prefix(), b["input_ids"], b["attention_mask"], logits_to_keep=1
-            ).logits[:, -1]  # (B, V)
-        else:
-            rows = torch.arange(b["input_ids"].shape[0], device=self.device)
-            logits = prefixed_forward(self.model, self.prefix(), b["input_ids"], b["attention_mask"]).logits[
-                rows, b["mask_pos"]
-            ]  # (B, V)
+        logits = answer_logits(
+            self.model, self.causal, b["input_ids"], b["attention_mask"], b["mask_pos"], prefix=self.prefix()
+        )  # (B, V)
         return self.verbalizer.class_logits(logits, self.label_ids)  # (B, C)
 
     def lm_loss(self, sources: list[str], targets: list[str]) -> torch.Tensor:

@@ -29,13 +29,15 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .budgets import REFERENCE_DEVICE, chapter_runs, chapter_table
+from .errors import PromptLearningError
 from .precision import PRECISIONS, PrecisionError, resolve_device, resolve_precision
 from .switches import switch
 
 SIZE_ROWS = ("smoke", "cpu", "gpu")  # the rows of every chapter's size table
 
 
-class ProfileError(ValueError):
+class ProfileError(PromptLearningError, ValueError):
     pass
 
 
@@ -176,7 +178,9 @@ PROFILES["rehearsal"] = replace(
 
 STANDIN_ENV = "PROMPT_LEARNING_OFFLINE_STANDINS"
 # embedded backbones a GPU machine without the hub loads in place of the hub profiles' own
-STANDINS = dict(causal_lm="smollm2-135m", encoder="minilm-l6", masked_lm="tiny-roberta", chinese_mlm=None)
+EMBEDDED_STANDINS = dict(
+    causal_lm="smollm2-135m", encoder="minilm-l6", masked_lm="tiny-roberta", chinese_mlm=None
+)
 GPU_MARGIN = 2**30  # bytes left free on the card: the CUDA context and allocator fragmentation
 
 
@@ -186,9 +190,7 @@ def device_name() -> str:
 
 def gpu_memory_needed() -> int:
     """Bytes of GPU memory the ``gpu`` profile needs: its largest estimated chapter run plus a margin."""
-    from .budgets import CHAPTER_RUNS  # imports this module
-
-    return max(r.peak_bytes("bf16") for r in CHAPTER_RUNS["gpu"]) + GPU_MARGIN
+    return max(r.peak_bytes("bf16") for r in chapter_runs(PROFILES["gpu"])) + GPU_MARGIN
 
 
 def _default() -> str:
@@ -200,8 +202,8 @@ def _default() -> str:
 
 
 def _with_standins(profile: Profile) -> Profile:
-    replaced = tuple(getattr(profile, f) for f in STANDINS if getattr(profile, f))
-    return replace(profile, hub=False, standins=tuple(dict.fromkeys(replaced)), **STANDINS)
+    replaced = tuple(getattr(profile, f) for f in EMBEDDED_STANDINS if getattr(profile, f))
+    return replace(profile, hub=False, standins=tuple(dict.fromkeys(replaced)), **EMBEDDED_STANDINS)
 
 
 def get_profile(name: str | None = None, **overrides) -> Profile:
@@ -221,3 +223,20 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     if profile.hub and profile.needs_cuda and switch(STANDIN_ENV, default=False):
         profile = _with_standins(profile)
     return replace(profile, **overrides)
+
+
+def main() -> None:
+    """``python -m prompt_learning.profiles``: each GPU profile's chapters, estimated (prompt_learning.budgets)."""
+    for name, (device, precision) in REFERENCE_DEVICE.items():
+        print(
+            f"profile {name!r} on {device} ({precision}): peak GB, minutes of the largest run, of the chapter"
+        )
+        for r in chapter_table(PROFILES[name]):
+            print(
+                f"  ch{r['chapter']}  {r['peak_gb']:6.1f} GB  {r['largest_min']:6.1f} min  "
+                f"{r['chapter_min']:6.1f} min  {r['largest run']} [{r['backbone']}]"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 
+from .errors import InputError
 
-def _check_level(level: float, name: str = "level", example: str = "0.95 for a 95% interval") -> None:
+
+def check_level(level: float, name: str = "level", example: str = "0.95 for a 95% interval") -> None:
     if isinstance(level, bool) or not isinstance(level, (int, float, np.number)) or not 0 < level < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, e.g. {example}; got {level!r}")
+        raise InputError(f"{name} must be a number strictly between 0 and 1, e.g. {example}; got {level!r}")
 
 
 def _betainc(a: float, b: float, x: float) -> float:
@@ -51,9 +53,9 @@ def t_quantile(q: float, df: float) -> float:
     >>> round(t_quantile(0.975, 4), 4), round(t_quantile(0.975, 1), 3)
     (2.7764, 12.706)
     """
-    _check_level(q, "q", "0.975 for a two-sided 95% interval")
+    check_level(q, "q", "0.975 for a two-sided 95% interval")
     if isinstance(df, bool) or not isinstance(df, (int, float, np.number)) or not df > 0:
-        raise ValueError(
+        raise InputError(
             f"df must be a positive number of degrees of freedom (n − 1 for n values); got {df!r}"
         )
     if q == 0.5:

@@ -24,15 +24,13 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken, ByteLevelBPETokenizer
+from tokenizers import AddedToken
 from transformers import (
     BertConfig,
     BertForMaskedLM,
@@ -46,8 +44,10 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from .artifacts import write_folder
+from .errors import PromptLearningError
 from .profiles import PROFILES
-from .tiny import WORDS
+from .tiny import WORDS, byte_bpe, rotations
 
 FORMAT = 1  # bump when the stand-ins change: a cache of another format is rebuilt
 MARKER = "prompt-learning-rehearsal.json"  # in DIR: what was built (and that DIR is ours to replace)
@@ -67,7 +67,7 @@ class StandIn:
     layers: int = 2
 
 
-STANDINS: dict[str, StandIn] = {
+HUB_STANDINS: dict[str, StandIn] = {
     "HuggingFaceTB/SmolLM2-1.7B-Instruct": StandIn("smollm2", 32, 4, 4, 128, 8192, rope_theta=130000.0),
     "HuggingFaceTB/SmolLM2-360M-Instruct": StandIn("smollm2", 48, 6, 2, 128, 8192, rope_theta=100000.0),
     "HuggingFaceTB/SmolLM2-135M-Instruct": StandIn("smollm2", 48, 6, 2, 128, 8192, rope_theta=100000.0),
@@ -112,7 +112,7 @@ SMOLLM2_CHAT_TEMPLATE = (
 CJK_PUNCTUATION = "，。！？、；：“”‘’（）《》【】「」…—·～"
 
 
-class RehearsalError(RuntimeError):
+class RehearsalError(PromptLearningError, RuntimeError):
     """A rehearsal cache that cannot be built or does not load; the message names the fix."""
 
 
@@ -131,16 +131,7 @@ def hub_ids() -> list[str]:
 def _byte_bpe(cls, specials: list[str], **kwargs):
     """A byte-level BPE (GPT-2 / RoBERTa style) in which every chapter word is a single token."""
     words = sorted(set(WORDS) | set(CHAPTER_WORDS))
-    corpus = [" ".join(words[i:] + words[:i]) for i in range(len(words))] + words * 4  # " word" and "word"
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        corpus, vocab_size=4000, min_frequency=1, special_tokens=specials, show_progress=False
-    )
-    merges = [
-        tuple(m) if isinstance(m, list) else tuple(m.split(" "))
-        for m in json.loads(bpe.to_str())["model"]["merges"]
-    ]
-    return cls(vocab=bpe.get_vocab(), merges=merges, **kwargs)
+    return byte_bpe(cls, specials, rotations(words) + words * 4, 4000, **kwargs)  # " word" and "word"
 
 
 @functools.cache
@@ -214,11 +205,11 @@ def _commit(name: str) -> str:
 
 def _write_repo(hub: Path, name: str) -> None:
     """``hub/models--org--name``: ``refs/main`` and one snapshot with weights, config and tokenizer."""
-    if name not in STANDINS:
+    if name not in HUB_STANDINS:
         raise RehearsalError(
-            f"no stand-in for hub id {name!r}; add one to STANDINS (known: {list(STANDINS)})"
+            f"no stand-in for hub id {name!r}; add one to HUB_STANDINS (known: {list(HUB_STANDINS)})"
         )
-    spec, commit = STANDINS[name], _commit(name)
+    spec, commit = HUB_STANDINS[name], _commit(name)
     repo = hub / ("models--" + name.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
     tok = _tokenizer(spec.family)
@@ -238,14 +229,14 @@ def _write_repo(hub: Path, name: str) -> None:
 
 
 def build_hub_cache(hf_home: str | Path, names: list[str] | tuple[str, ...] | None = None) -> Path:
-    """Write the stand-ins for ``names`` (default: every one in ``STANDINS``) as ``hf_home/hub``.
+    """Write the stand-ins for ``names`` (default: every one in ``HUB_STANDINS``) as ``hf_home/hub``.
 
     The cache is built in a temporary folder next to ``hf_home`` and renamed into place when
     complete. An existing ``hf_home`` built by this function with every name is kept as it is; one
     that this function did not build is never touched.
     """
     hf_home = Path(hf_home).absolute()
-    names = sorted(names or STANDINS)
+    names = sorted(names or HUB_STANDINS)
     marker = hf_home / MARKER
     if hf_home.exists():
         if not marker.exists():
@@ -256,22 +247,19 @@ def build_hub_cache(hf_home: str | Path, names: list[str] | tuple[str, ...] | No
         built = json.loads(marker.read_text())
         if built.get("format") == FORMAT and set(names) <= set(built.get("names", ())):
             return hf_home
-    hf_home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=hf_home.parent, prefix=f".{hf_home.name}-"))
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per repository otherwise
-    try:
+
+    def fill(tmp: Path) -> None:
         for name in names:
             _write_repo(tmp / "hub", name)
         (tmp / MARKER).write_text(json.dumps({"format": FORMAT, "names": names}, indent=1))
-        if hf_home.exists():
-            shutil.rmtree(hf_home)
-        os.replace(tmp, hf_home)
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per repository otherwise
+    try:
+        return write_folder(hf_home, fill)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if bars:
             hf_logging.enable_progress_bar()
-    return hf_home
 
 
 def environment(hf_home: str | Path) -> dict[str, str]:
@@ -346,7 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="write the stand-in hub cache into DIR and print what to export")
     build.add_argument("dir", type=Path)
-    build.add_argument("--names", nargs="*", default=None, help=f"hub ids (default: all of {list(STANDINS)})")
+    build.add_argument(
+        "--names", nargs="*", default=None, help=f"hub ids (default: all of {list(HUB_STANDINS)})"
+    )
     check = sub.add_parser("check", help="load every stand-in from DIR offline, in a fresh process")
     check.add_argument("dir", type=Path)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ virtual tokens train. :class:`PromptTuning` puts ``n`` of them before the input,
 
 and starts them from the embeddings of a text, of tokens sampled from the vocabulary, or at
 random (:class:`PromptTuningInit`, as in PEFT). The answer is read through the cloze and a
-verbalizer (``ClozeClassifier.slot_logits`` with ``inputs_embeds``), or by a small
+verbalizer (:func:`~prompt_learning.readout.answer_logits` with ``inputs_embeds``), or by a small
 classification head on the hidden state in the answer slot (:class:`Readout`). Built without a
 template and verbalizer, the same prompt serves generation (:meth:`PromptTuning.lm_loss`,
 :meth:`PromptTuning.generate`): the input-level baseline that chapter 7 compares prefix tuning with.
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Backbone
-from .cloze import causal_next_token_logits, masked_lm_logits_at
-from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs, enum_value
+from .method import InputError, PromptLearningConfig, PromptMethod, check_inputs, enum_value, seeded
 from .positions import check_positions, position_ids
 from .precision import to_dtype_of
+from .readout import answer_logits, check_lm_backbone
 from .templates import Template
 from .verbalizers import Verbalizer
 
@@ -106,6 +106,12 @@ class SoftPromptClassifier(PromptMethod):
     virtual token stands at each position (-1 for a real token).
     """
 
+    @classmethod
+    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> SoftPromptClassifier:
+        """Rebuild from ``checkpoint_spec()`` (prompt tuning and P-tuning alike)."""
+        template, verbalizer = spec["template"], verbalizer_from_spec(spec["verbalizer"])
+        return cls(backbone, template, verbalizer, cls.config_class.from_dict(spec["config"]))
+
     def __init__(
         self,
         backbone: Backbone,
@@ -132,17 +138,14 @@ class SoftPromptClassifier(PromptMethod):
                     "the verbalizer readout needs a Verbalizer (label words); pass one, or "
                     "set readout='head' to train a classification head on the class names"
                 )
-            if backbone.kind not in ("causal-lm", "masked-lm"):
-                raise SoftPromptError(
-                    f"the verbalizer readout needs an LM head; {backbone.name!r} is a "
-                    f"{backbone.kind}: set readout='head'"
-                )
+            check_lm_backbone(
+                backbone, template, "the verbalizer readout", SoftPromptError, True, "set readout='head'"
+            )
             self.label_ids = self.verbalizer.token_ids(self.tokenizer, space_before=template.mask_space)
         else:
             if len(self.labels) < 2:
                 raise SoftPromptError(f"a classification head needs at least two classes, got {self.labels}")
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)
+            with seeded(config.seed):
                 self.head = nn.Linear(self.hidden_size, len(self.labels)).to(self.device)  # fp32
 
     # --- what subclasses provide -------------------------------------------------------------
@@ -178,18 +181,16 @@ class SoftPromptClassifier(PromptMethod):
             )
         return check_inputs(texts, self.text_columns)
 
-    def slot_logits(self, b: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
-        """LM-head logits ``(B, V)`` in the answer slot."""
-        if self.causal:
-            return causal_next_token_logits(self.model, None, b["attention_mask"], embeds)
-        return masked_lm_logits_at(self.model, None, b["attention_mask"], b["mask_pos"], embeds)
+    def vocab_logits(self, b: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
+        """LM-head logits ``(B, V)`` in the answer slot, the prompts among ``embeds``."""
+        return answer_logits(self.model, self.causal, None, b["attention_mask"], b["mask_pos"], embeds)
 
     def word_logits(self, texts) -> torch.Tensor:
         """LM-head logits ``(B, V)`` in the answer slot (verbalizer readout)."""
         if self.readout != Readout.VERBALIZER:
             raise SoftPromptError("word_logits needs readout='verbalizer'; this method reads a head")
         b = self.encode(self._classify_columns(texts))
-        return self.slot_logits(b, self.embed(b["input_ids"], b["virtual_index"]))  # (B, V)
+        return self.vocab_logits(b, self.embed(b["input_ids"], b["virtual_index"]))  # (B, V)
 
     def slot_hidden(
         self, embeds: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor
@@ -217,7 +218,7 @@ class SoftPromptClassifier(PromptMethod):
         if self.readout == Readout.HEAD:
             hidden = self.slot_hidden(embeds, b["attention_mask"], b["mask_pos"])  # (B, H)
             return self.head(to_dtype_of(hidden, self.head))  # (B, C)
-        return self.verbalizer.class_logits(self.slot_logits(b, embeds), self.label_ids)  # (B, C)
+        return self.verbalizer.class_logits(self.vocab_logits(b, embeds), self.label_ids)  # (B, C)
 
     def _verbalizer_spec(self) -> dict:
         if self.verbalizer is None:
@@ -380,15 +381,6 @@ class PromptTuning(SoftPromptClassifier):
             "verbalizer": self._verbalizer_spec(),
             "config": self.config.to_dict(),
         }
-
-    @classmethod
-    def from_checkpoint_spec(cls, backbone: Backbone, spec: dict) -> PromptTuning:
-        return cls(
-            backbone,
-            spec["template"],
-            verbalizer_from_spec(spec["verbalizer"]),
-            PromptTuningConfig.from_dict(spec["config"]),
-        )
 
 
 @torch.no_grad()

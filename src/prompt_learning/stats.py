@@ -27,8 +27,9 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from .exact_tests import _check_count, mcnemar_p, sign_flip_p
-from .quantiles import _check_level, t_quantile
+from .errors import InputError
+from .exact_tests import check_count, mcnemar_p, sign_flip_p
+from .quantiles import check_level, t_quantile
 
 CHUNK_CELLS = 1 << 21  # bootstrap draws held at once (resamples × items): ~16 MB per int64 array
 
@@ -126,18 +127,18 @@ def _outcomes(x: npt.ArrayLike, name: str) -> np.ndarray:
     """``x`` as a bool array ``(N,)``, or a ValueError that says what to pass instead."""
     arr = np.asarray(x)
     if arr.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"{name} must be 1-D, one 0/1 outcome per test item; got shape {arr.shape} "
             "(for several seeds use paired_over_seeds or mean_ci)"
         )
     if arr.size == 0:
-        raise ValueError(f"{name} is empty; pass one 0/1 outcome per test item")
+        raise InputError(f"{name} is empty; pass one 0/1 outcome per test item")
     if arr.dtype == bool:
         return arr
     bad = ~np.isin(arr, (0, 1)) if arr.dtype.kind in "iuf" else np.ones(arr.shape, bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise InputError(
             f"{name} must hold only 0/1 or True/False (1 = correct); got {arr[i].item()!r} at "
             f"index {i}: pass per-item correctness such as preds == labels"
         )
@@ -148,16 +149,16 @@ def _runs(runs: Sequence[npt.ArrayLike], name: str) -> np.ndarray:
     """``runs`` (one outcome array per seed) as a bool array ``(S, N)``."""
     rows = list(runs) if np.iterable(runs) else [runs]
     if not rows:
-        raise ValueError(f"{name} is empty; pass one per-item outcome array per seed")
+        raise InputError(f"{name} is empty; pass one per-item outcome array per seed")
     if any(np.ndim(r) != 1 for r in rows):
-        raise ValueError(
+        raise InputError(
             f"{name} must be a list of 1-D outcome arrays, one per seed (shape (S, N)); "
             "for a single run pass [run] or call paired()"
         )
     rows = [_outcomes(r, f"{name}[{s}]") for s, r in enumerate(rows)]
     for s, r in enumerate(rows):
         if r.size != rows[0].size:
-            raise ValueError(
+            raise InputError(
                 f"{name}[{s}] has {r.size:,} items but {name}[0] has {rows[0].size:,}; "
                 "every seed must be scored on the same test items"
             )
@@ -174,7 +175,7 @@ def accuracy_ci(correct: npt.ArrayLike, level: float = 0.95) -> Estimate:
     >>> print(accuracy_ci([True] * 823 + [False] * 177))
     82.3% (95% CI 79.8–84.5, n = 1,000)
     """
-    _check_level(level)
+    check_level(level)
     x = _outcomes(correct, "correct")
     n, p = x.size, float(x.mean())
     z = NormalDist().inv_cdf((1 + level) / 2)
@@ -191,16 +192,16 @@ def mean_ci(values: npt.ArrayLike, level: float = 0.95) -> Estimate:
     >>> print(mean_ci([0.80, 0.82, 0.84, 0.81, 0.83]))  # 82 ± t(0.975, 4) · s / √5
     82.0% (95% CI 80.0–84.0, n = 5)
     """
-    _check_level(level)
+    check_level(level)
     v = np.asarray(values)
     if v.ndim != 1 or v.size == 0 or v.dtype.kind not in "biuf":
-        raise ValueError(f"values must be a non-empty 1-D list of accuracies, one per seed; got {values!r}")
+        raise InputError(f"values must be a non-empty 1-D list of accuracies, one per seed; got {values!r}")
     if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
-        raise ValueError(
+        raise InputError(
             f"values must be accuracies as fractions in [0, 1] (0.823, not 82.3); got {values!r}"
         )
     if v.size < 2:
-        raise ValueError(
+        raise InputError(
             "mean_ci needs at least 2 values (one per seed) to estimate their spread; "
             "for a single run use accuracy_ci on its per-item outcomes"
         )
@@ -276,11 +277,11 @@ def paired(
     >>> print(verdict(c, "PET", "ICL"))
     PET ahead of ICL by 15.0 points (95% CI 8.0–22.0, p < 0.001, n = 100)
     """
-    _check_level(level)
-    _check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
+    check_level(level)
+    check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
     a, b = _outcomes(correct_a, "correct_a"), _outcomes(correct_b, "correct_b")
     if a.size != b.size:
-        raise ValueError(
+        raise InputError(
             f"correct_a has {a.size:,} items but correct_b has {b.size:,}; a paired comparison "
             "needs both methods scored on the same test items, in the same order"
         )
@@ -315,16 +316,16 @@ def paired_over_seeds(
 
     ``a_only`` and ``b_only`` count discordant (seed, item) pairs summed over seeds.
     """
-    _check_level(level)
-    _check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
+    check_level(level)
+    check_count(resamples, "resamples", "a number of bootstrap resamples such as 10_000", least=1)
     a, b = _runs(runs_a, "runs_a"), _runs(runs_b, "runs_b")
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"runs_a has {a.shape[0]} seeds but runs_b has {b.shape[0]}; run s of a is paired "
             "with run s of b, so pass the same number of runs for both"
         )
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"runs_a has {a.shape[1]:,} items per seed but runs_b has {b.shape[1]:,}; both "
             "methods must be scored on the same test items, in the same order"
         )
@@ -358,16 +359,16 @@ def paired_scores(
     >>> print(verdict(c, "prefix tuning", "prompt tuning"))
     prefix tuning ahead of prompt tuning by 10.0 points (95% CI 10.0–10.0, p < 0.001, n = 20)
     """
-    _check_level(level)
-    _check_count(resamples, "resamples", "a number of random sign patterns such as 10_000", least=1)
+    check_level(level)
+    check_count(resamples, "resamples", "a number of random sign patterns such as 10_000", least=1)
     a, b = (np.asarray(x, dtype=float).ravel() for x in (scores_a, scores_b))
     if a.size != b.size or a.size == 0:
-        raise ValueError(
+        raise InputError(
             f"scores_a has {a.size:,} items and scores_b {b.size:,}; a paired comparison needs "
             "both methods scored on the same (non-empty) test items, in the same order"
         )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("the scores contain NaN or infinity; score every item before comparing")
+        raise InputError("the scores contain NaN or infinity; score every item before comparing")
     d = a - b  # (N,)
     low, high = _bootstrap(d[None], level, resamples, seed)
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, d.size))  # (R, N)
@@ -387,7 +388,7 @@ def paired_scores(
 
 def is_significant(comparison: Comparison, alpha: float = 0.05) -> bool:
     """True when the interval excludes 0 *and* ``p < alpha``."""
-    _check_level(alpha, "alpha", "0.05")
+    check_level(alpha, "alpha", "0.05")
     return comparison.p_value < alpha and (comparison.low > 0 or comparison.high < 0)
 
 

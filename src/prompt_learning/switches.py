@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 
+from .errors import PromptLearningError
+
 ON = ("1", "true", "yes", "on")
 OFF = ("0", "false", "no", "off")
 
 
-class SwitchError(ValueError):
+class SwitchError(PromptLearningError, ValueError):
     """An environment switch set to a value that is neither on nor off."""
 
 

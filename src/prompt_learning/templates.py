@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import PromptLearningError
+
 TEXT_SLOTS = ("text", "text_a", "text_b")
 VIRTUAL = re.compile(r"\[P(\d+)\]")  # a virtual-token marker: "[P0]", "[P1]", … (P-tuning's templates)
 
@@ -33,7 +35,7 @@ def virtual_tokens(n: int, start: int = 0) -> str:
     return "".join(f"[P{i}]" for i in range(start, start + n))
 
 
-class TemplateError(ValueError):
+class TemplateError(PromptLearningError, ValueError):
     """A template that cannot work; the message names the fix."""
 
 
@@ -269,6 +271,8 @@ def special_tokens_around(tok) -> tuple[list[int], list[int]]:
 
 
 def pad_rows(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    """Rows of ``(token ids, slot index)`` → ``input_ids``, ``attention_mask`` ``(B, T)`` and the slot's
+    column ``mask_pos`` ``(B,)``, padded with ``pad_id`` on the left (causal LMs) or the right."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -279,3 +283,9 @@ def pad_rows(rows: list[tuple[list[int], int]], pad_id: int, left: bool) -> dict
         mask[i, start : start + len(ids)] = 1
         mask_pos[i] = start + pos
     return {"input_ids": input_ids, "attention_mask": mask, "mask_pos": mask_pos}
+
+
+def pad_ids(rows: list[list[int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    """Rows of token ids → ``input_ids`` and ``attention_mask`` ``(B, T)`` (:func:`pad_rows`, no slot)."""
+    batch = pad_rows([(list(r), 0) for r in rows], pad_id, left)
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

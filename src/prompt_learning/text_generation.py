@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache
 
+from .errors import InputError
 from .kv_prefix import KVPrefix, check_length, prefixed_forward
+from .templates import pad_ids
 
 IGNORE = -100  # label of positions that carry no loss
 
@@ -49,32 +51,22 @@ def encode_pairs(
     ``labels`` (the target, right-padded with ``-100``).
     """
     if targets is not None and len(targets) != len(sources):
-        raise ValueError(f"{len(sources)} sources but {len(targets)} targets: pass one target per source")
+        raise InputError(f"{len(sources)} sources but {len(targets)} targets: pass one target per source")
     src = [tokenizer(s, add_special_tokens=seq2seq)["input_ids"] for s in sources]
     tgt = [tokenizer(t, add_special_tokens=seq2seq)["input_ids"] for t in targets] if targets else None
     if seq2seq:
-        out = _pad(src, tokenizer.pad_token_id, left=False)
+        out = pad_ids(src, tokenizer.pad_token_id, left=False)
         if tgt is not None:
-            out["labels"] = _pad(tgt, IGNORE, left=False)["input_ids"]
+            out["labels"] = pad_ids(tgt, IGNORE, left=False)["input_ids"]
     else:
         rows = [s + (tgt[i] if tgt else []) for i, s in enumerate(src)]
-        out = _pad(rows, tokenizer.pad_token_id, left=True)
+        out = pad_ids(rows, tokenizer.pad_token_id, left=True)
         if tgt is not None:
             labels = torch.full_like(out["input_ids"], IGNORE)
             for i, t in enumerate(tgt):
                 labels[i, out["input_ids"].shape[1] - len(t) :] = torch.tensor(t)
             out["labels"] = labels
     return {k: v.to(device) for k, v in out.items()}
-
-
-def _pad(rows: list[list[int]], pad: int, left: bool) -> dict[str, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        cols = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, cols], mask[i, cols] = torch.tensor(r, dtype=torch.long), 1
-    return {"input_ids": ids, "attention_mask": mask}
 
 
 def lm_loss(

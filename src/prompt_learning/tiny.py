@@ -7,6 +7,7 @@ leading-space ``Ġ`` subtlety of GPT-2/RoBERTa) for the others. Like minGPT's ``
 
 from __future__ import annotations
 
+import functools
 import json
 
 import torch
@@ -47,17 +48,40 @@ def _bert_tokenizer() -> BertTokenizer:
     return BertTokenizer(vocab=vocab)
 
 
-def _bpe(cls, specials: list[str], **kwargs):
+def rotations(words: list[str]) -> list[str]:
+    """Each word list rotated once per word, joined: every word follows a space somewhere."""
+    return [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+
+
+def byte_bpe(cls, specials: list[str], corpus: list[str], vocab_size: int, **kwargs):
+    """A byte-level BPE tokenizer of class ``cls`` (GPT-2 / RoBERTa style) trained on ``corpus``.
+
+    The training is done once per process and corpus (:func:`_trained_bpe`); each call builds a
+    fresh tokenizer from it, so callers may change theirs (a pad token, a chat template).
+    """
+    vocab, merges = _trained_bpe(tuple(specials), tuple(corpus), vocab_size)
+    return cls(vocab=dict(vocab), merges=list(merges), **kwargs)
+
+
+@functools.cache
+def _trained_bpe(specials: tuple[str, ...], corpus: tuple[str, ...], vocab_size: int):
     bpe = ByteLevelBPETokenizer()
-    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
     bpe.train_from_iterator(
-        corpus, vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False
+        list(corpus),
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=list(specials),
+        show_progress=False,
     )
     merges = [
         tuple(m) if isinstance(m, list) else tuple(m.split(" "))
         for m in json.loads(bpe.to_str())["model"]["merges"]
     ]
-    return cls(vocab=bpe.get_vocab(), merges=merges, **kwargs)
+    return tuple(bpe.get_vocab().items()), tuple(merges)
+
+
+def _bpe(cls, specials: list[str], **kwargs):
+    return byte_bpe(cls, specials, rotations(WORDS), 1000, **kwargs)
 
 
 def build_tiny(name: str):

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .method import check_dataset
 from .precision import autocast, frozen_weights_cast, grad_scaler, one_device, resolve_precision
 
@@ -102,7 +103,7 @@ def linear_schedule(steps: int, warmup: float) -> Callable[[int], float]:
     """Learning-rate factor at each step (0-based): rises linearly to 1 over ``warmup·steps`` steps,
     then falls linearly to 0 after the last step; never above 1. ``warmup=0``: a constant 1."""
     if not 0.0 <= warmup < 1.0:
-        raise ValueError(
+        raise InputError(
             f"warmup is the fraction of steps spent warming up and must be in [0, 1), got {warmup}"
         )
     if warmup == 0:
@@ -155,16 +156,16 @@ def fit(
     steps with a linearly rising rate (:func:`linear_schedule`).
     """
     if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+        raise InputError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+        raise InputError(f"lr must be positive, got {lr}")
     schedule = linear_schedule(steps, warmup)
     check_dataset(method, train)
     if eval_data is not None:
         check_dataset(method, eval_data)
     params = [p for p in method.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("the method has no trainable parameters (every parameter has requires_grad=False)")
+        raise InputError("the method has no trainable parameters (every parameter has requires_grad=False)")
     device = accelerator.device if accelerator is not None else one_device(method)
     precision = resolve_precision(mixed_precision, device)
     set_seed(seed)
@@ -223,7 +224,7 @@ def predict(
 ) -> torch.Tensor:
     """Class logits ``(N, C)`` (fp32, on the CPU) of ``method`` on the text column(s) of ``data``."""
     if len(data) == 0:
-        raise ValueError("the dataset is empty: nothing to predict; check the split or filter")
+        raise InputError("the dataset is empty: nothing to predict; check the split or filter")
     device = one_device(method)
     precision = resolve_precision(mixed_precision, device)
     columns = [c for c in ("text_a", "text_b") if c in data.column_names] or ["text"]

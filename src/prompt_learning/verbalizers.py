@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from .errors import PromptLearningError
 
-class VerbalizerError(ValueError):
+
+class VerbalizerError(PromptLearningError, ValueError):
     """Label words that cannot work with this tokenizer; the message names the fix."""
 
 

@@ -24,6 +24,7 @@ from IPython.display import HTML, Image, display
 
 from .backbones import Backbone
 from .cloze import ClozeClassifier
+from .errors import InputError
 from .method import PromptLearningConfig
 from .templates import TemplateError
 from .verbalizers import Verbalizer, VerbalizerError
@@ -96,7 +97,7 @@ class PromptPlayground:
         words = dict(words or DEFAULT_WORDS)
         self.backbone, self.sentences, self.max_length = backbone, list(sentences), max_length
         if not self.sentences:
-            raise ValueError("the playground needs at least one sentence")
+            raise InputError("the playground needs at least one sentence")
         style = {"description_width": "90px"}
         layout = widgets.Layout(width="95%")
         self.template_box = widgets.Text(

@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-STANDINS = {"PROMPT_LEARNING_PROFILE": "gpu", "PROMPT_LEARNING_OFFLINE_STANDINS": "1"}
+STANDIN_ENV = {"PROMPT_LEARNING_PROFILE": "gpu", "PROMPT_LEARNING_OFFLINE_STANDINS": "1"}
 PREPARE = (
     "from prompt_learning.artifacts import ARTIFACTS, extracted\n"
     "for key in ARTIFACTS:\n    print(key, extracted(key), flush=True)\n"
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 steps.append(step)
                 continue
-            steps.append(run_step(step, limit, {**OFFLINE, **STANDINS}))
+            steps.append(run_step(step, limit, {**OFFLINE, **STANDIN_ENV}))
         for step in steps:
             step.tests = junit_tests(Path(step.junit)) if step.junit else []
         stem = f"gpu-check-{slug(info['device'])}-{started.strftime('%Y%m%dT%H%M%SZ')}"
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         **info,
         "budget_s": args.budget,
         "seconds": round(sum(s.seconds for s in steps), 2),
-        "chapter_env": STANDINS,
+        "chapter_env": STANDIN_ENV,
         "steps": [{k: v for k, v in asdict(s).items() if k != "junit"} for s in steps],
     }
     (args.results / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from prompt_learning import allocator, backbones
+from prompt_learning import allocator, notebook
 from prompt_learning.allocator import (
     CPU_MALLOC_ENV,
     M_MMAP_THRESHOLD,
@@ -74,8 +74,11 @@ def test_the_real_glibc_takes_the_rule(monkeypatch):
     assert keep_freed_memory() is True
 
 
-def test_a_backbone_placed_on_the_cpu_applies_it(monkeypatch):
+def test_a_chapters_start_applies_it_and_loading_a_backbone_does_not(monkeypatch, capsys):
     seen = []
-    monkeypatch.setattr(backbones, "keep_freed_memory", lambda: seen.append("kept"))
+    monkeypatch.setattr(notebook, "keep_freed_memory", lambda: seen.append("kept"))
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: seen.append("by the backbone"))
     load_backbone("tiny-llama", device="cpu")
+    assert seen == []
+    notebook.start()
     assert seen == ["kept"]

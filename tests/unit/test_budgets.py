@@ -2,7 +2,7 @@
 
 import pytest
 
-from prompt_learning.budgets import CHAPTER_RUNS, chapter_table
+from prompt_learning.budgets import chapter_runs, chapter_table
 from prompt_learning.memory import GB
 from prompt_learning.profiles import PROFILES
 
@@ -14,7 +14,7 @@ def test_t4_profile_fits_a_t4():
     for r in rows:
         assert r["peak_gb"] <= 15, r
         assert r["largest_min"] <= 20 and r["chapter_min"] <= 20, r
-    assert all(run.peak_bytes("fp16") <= 15 * GB for run in CHAPTER_RUNS["t4"])
+    assert all(run.peak_bytes("fp16") <= 15 * GB for run in chapter_runs(PROFILES["t4"]))
 
 
 def test_gpu_profile_needs_more_than_a_t4():

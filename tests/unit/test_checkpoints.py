@@ -64,7 +64,28 @@ def test_only_prompt_parameters_are_saved(sentiment_toy, tmp_path):
     assert list(tensors) == ["prompt"] and tensors["prompt"].shape == (4, 32)
     meta = read_config(tmp_path / "ckpt")
     assert meta["backbone"]["name"] == "tiny-llama" and meta["spec"]["template"] == "{text} It was {mask}."
-    assert meta["method"] == "prompt_learning.soft_prompts:PromptTuning"
+    assert meta["method"] == "PromptTuning" and meta["format"] == 3
+
+
+def test_a_checkpoint_of_the_earlier_format_still_loads(sentiment_toy, tmp_path):
+    """Format 2 named the method by module and class; it loads by the class name wherever it lives."""
+    method = trained(prompt_tuning(), sentiment_toy)
+    save_prompt(method, tmp_path / "ckpt")
+    meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
+    meta |= {"format": 2, "method": "prompt_learning.somewhere_it_used_to_be:PromptTuning"}
+    (tmp_path / "ckpt" / "prompt_config.json").write_text(json.dumps(meta))
+    again = load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
+    with torch.no_grad():
+        assert torch.equal(method(TEXTS), again(TEXTS))
+
+
+def test_an_unknown_method_name_is_refused_with_the_known_ones(tmp_path):
+    save_prompt(prompt_tuning(), tmp_path / "ckpt")
+    meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
+    meta["method"] = "NoSuchMethod"
+    (tmp_path / "ckpt" / "prompt_config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="cannot rebuild.*PromptTuning"):
+        load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 
 
 def test_p_tuning_encoder_is_saved_and_reloaded(sentiment_toy, tmp_path):

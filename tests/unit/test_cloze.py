@@ -5,7 +5,7 @@ import torch
 from transformers import pipeline
 
 from prompt_learning import ClozeClassifier, Template, TemplateError, Verbalizer, load_backbone
-from prompt_learning.cloze import causal_next_token_logits
+from prompt_learning.readout import causal_next_token_logits
 
 SENTENCES = ["a great film", "the plot was boring and dull , i hate it", "fun"]
 

@@ -9,6 +9,11 @@ from datasets import Dataset
 
 from prompt_learning import (
     PET,
+    AutoPrompt,
+    AutoPromptConfig,
+    LoRACloze,
+    LoRAConfig,
+    MultiTokenCloze,
     CheckpointError,
     ClozeClassifier,
     HeadClassifier,
@@ -93,6 +98,19 @@ METHODS = {
             b, LABELS, PTuningV2Config(2, layers=1, reparameterize=True, reparam_hidden=8, max_length=48)
         ),
     ),
+    "lora": (
+        ("tiny-llama", "tiny-bert"),
+        lambda b: LoRACloze(
+            b,
+            T,
+            V,
+            LoRAConfig(
+                r=2,
+                target_modules=("query", "value") if b.kind == "masked-lm" else ("q_proj", "v_proj"),
+                max_length=48,
+            ),
+        ),
+    ),
     "head": (("tiny-bert", "tiny-llama"), lambda b: HeadClassifier(b, LABELS, HeadConfig(max_length=48))),
     "head-frozen": (
         ("tiny-roberta",),
@@ -100,6 +118,35 @@ METHODS = {
     ),
 }
 CASES = [(m, b) for m, (families, _) in METHODS.items() for b in families]
+
+# methods that train nothing (zero-shot, or found by search): the same contract but for training
+DEMOS = Dataset.from_dict({"text": ["a great film", "an awful movie"], "label": [1, 0]})
+UNTRAINED = {
+    "cloze": (
+        ("tiny-llama", "tiny-bert"),
+        lambda b: ClozeClassifier(b, T, V, PromptLearningConfig(max_length=48)),
+    ),
+    "multi-token": (
+        ("tiny-gpt2", "tiny-roberta"),
+        lambda b: MultiTokenCloze(
+            b,
+            T,
+            Verbalizer({"negative": "not good", "positive": "really good"}, multi_token="sum"),
+            PromptLearningConfig(max_length=48),
+        ),
+    ),
+    "autoprompt": (
+        ("tiny-llama", "tiny-bert"),
+        lambda b: AutoPrompt(
+            b, "{text} [P0][P1] {mask}.", V, AutoPromptConfig(num_iterations=1, max_length=48)
+        ),
+    ),
+    "in-context": (
+        ("tiny-llama", "tiny-bert"),
+        lambda b: in_context_classifier(b, T, V, DEMOS, max_length=96),
+    ),
+}
+UNTRAINED_CASES = [(m, b) for m, (families, _) in UNTRAINED.items() for b in families]
 OTHER = {
     "tiny-llama": "tiny-gpt2",
     "tiny-gpt2": "tiny-llama",
@@ -139,6 +186,24 @@ def test_contract(method, backbone, sentiment_toy, tmp_path):
     weights.write_bytes(weights.read_bytes()[:20])  # truncated
     with pytest.raises(CheckpointError, match="prompt.safetensors.*damaged or truncated"):
         load_prompt(tmp_path / "ckpt", load_backbone(backbone, device="cpu"))
+
+
+@pytest.mark.parametrize("method,backbone", UNTRAINED_CASES)
+def test_contract_of_the_methods_that_train_nothing(method, backbone, tmp_path):
+    m = UNTRAINED[method][1](load_backbone(backbone, device="cpu"))
+    assert isinstance(m, PromptMethod) and m.labels == LABELS
+    assert m.device.type == "cpu" and m.dtype == torch.float32
+    assert m.trainable_parameters() == 0
+    with torch.no_grad():
+        logits = m.eval()(TEXTS)
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+    save_prompt(m, tmp_path / "ckpt")
+    again = load_prompt(tmp_path / "ckpt", load_backbone(backbone, device="cpu"))
+    assert type(again) is type(m) and again.labels == m.labels
+    with torch.no_grad():
+        torch.testing.assert_close(again(TEXTS), logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(CheckpointError, match="not on"):
+        load_prompt(tmp_path / "ckpt", load_backbone(OTHER[backbone], device="cpu"))
 
 
 @pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])

@@ -68,7 +68,7 @@ def test_unknown_tune_is_refused():
 def test_auxiliary_lm_loss_is_a_differentiable_scalar(name):
     torch.manual_seed(0)
     pet = PET(load_backbone(name), T, V)
-    loss = pet.lm_loss(
+    loss = pet.auxiliary_lm_loss(
         ["the film was a great fun story with good music", "i hate the plot"], mlm_probability=0.5
     )
     assert loss.dim() == 0 and torch.isfinite(loss) and loss > 0
@@ -79,7 +79,7 @@ def test_auxiliary_lm_loss_is_a_differentiable_scalar(name):
 def test_lm_loss_with_a_frozen_backbone_is_refused():
     pet = PET(load_backbone("tiny-bert"), T, V, PETConfig(tune="frozen"))
     with pytest.raises(ValueError, match="tune='frozen' keeps fixed"):
-        pet.lm_loss(["fun"])
+        pet.auxiliary_lm_loss(["fun"])
 
 
 def test_pet_loss_mixes_cross_entropy_and_lm_loss(sentiment_toy):

@@ -8,7 +8,7 @@ from prompt_learning.profiles import PROFILES
 from prompt_learning.rehearsal import (
     CHAPTER_WORDS,
     MARKER,
-    STANDINS,
+    HUB_STANDINS,
     RehearsalError,
     build_hub_cache,
     check_hub_cache,
@@ -40,7 +40,7 @@ def snapshot(cache, name):
 
 def test_every_hub_id_of_every_profile_has_a_stand_in():
     ids = hub_ids()
-    assert set(ids) <= set(STANDINS)
+    assert set(ids) <= set(HUB_STANDINS)
     assert {
         "HuggingFaceTB/SmolLM2-1.7B-Instruct",
         "HuggingFaceTB/SmolLM2-360M-Instruct",
@@ -51,8 +51,8 @@ def test_every_hub_id_of_every_profile_has_a_stand_in():
 
 
 def test_hub_layout(cache):
-    assert json.loads((cache / MARKER).read_text())["names"] == sorted(STANDINS)
-    for name in STANDINS:
+    assert json.loads((cache / MARKER).read_text())["names"] == sorted(HUB_STANDINS)
+    for name in HUB_STANDINS:
         snap = snapshot(cache, name)
         assert len(snap.name) == 40 and all(c in "0123456789abcdef" for c in snap.name)
         for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md"):
@@ -61,9 +61,9 @@ def test_hub_layout(cache):
     assert not [p for p in cache.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
-@pytest.mark.parametrize("name", list(STANDINS))
+@pytest.mark.parametrize("name", list(HUB_STANDINS))
 def test_each_id_loads_offline_by_its_hub_id(loaded, name):
-    r, family = loaded[name], STANDINS[name].family
+    r, family = loaded[name], HUB_STANDINS[name].family
     assert r["class"] == EXPECTED_CLASS[family]
     assert r["finite"] and r["logits"][-1] == r["vocab"]
     if family == "smollm2":
