@@ -1,4 +1,4 @@
-"""Helpers every chapter notebook uses: glue numbers into the prose, show the profile.
+"""Helpers every chapter notebook uses: glue numbers into the prose, show the profile, show progress.
 
 ``glue`` hands a value to myst-nb so the website's text can quote it with the ``glue:text``
 role and a format such as ``.1%``; where myst-nb is absent (Colab, a bare Jupyter) it only prints.
@@ -6,10 +6,19 @@ role and a format such as ``.1%``; where myst-nb is absent (Colab, a bare Jupyte
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 import warnings
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
 
 from .allocator import keep_freed_memory
 from .profiles import Profile, get_profile
+
+T = TypeVar("T")
 
 
 def glue(name: str, value, display: bool = False) -> None:
@@ -49,3 +58,25 @@ def start(**overrides) -> Profile:
     keep_freed_memory()  # on a CPU, activations reuse freed memory; a no-op without glibc
     print(profile.describe())
     return profile
+
+
+def progress(items: Iterable[T], what: str) -> Iterator[T]:
+    """``items`` one by one, with a progress bar under the cell and a line per item in the build log.
+
+    For a loop that runs for minutes (a grid of training runs). Jupyter shows a tqdm bar; the book's
+    build, which executes the notebook in a kernel whose standard error is the build's, prints
+    ``what: 3/12 (41 s)`` as each item finishes, so a long cell is never silent there either. The
+    lines go to the kernel's own standard error, not into the page. The items pass through unchanged.
+    """
+    items = items if hasattr(items, "__len__") else list(items)
+    start = time.perf_counter()
+    try:
+        log = sys.stderr.fileno()  # in a Jupyter kernel: the kernel's own stderr, not the notebook
+    except (AttributeError, OSError, ValueError):
+        log = None
+    with tqdm(total=len(items), desc=what) as bar:
+        for i, item in enumerate(items, 1):
+            yield item
+            bar.update()
+            if log is not None:
+                os.write(log, f"{what}: {i}/{len(items)} ({time.perf_counter() - start:.0f} s)\n".encode())
