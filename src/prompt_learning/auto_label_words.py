@@ -80,18 +80,6 @@ class LabelWordSearch:
             index=range(1, k + 1),
         )
 
-    def ranked_table(self) -> pd.DataFrame:
-        """One row per assignment: its words, accuracy and log-likelihood."""
-        rows = [
-            {
-                **{c: " / ".join(w) for c, w in zip(s.verbalizer.labels, s.verbalizer.words)},
-                "accuracy": s.accuracy,
-                "log-likelihood": s.log_likelihood,
-            }
-            for s in self.ranked
-        ]
-        return pd.DataFrame(rows, index=range(1, len(rows) + 1))
-
 
 def labelled_examples(
     data, text_slots: Sequence[str], labels: Sequence[str] | None = None

@@ -129,10 +129,6 @@ def backbone_fingerprint(backbone: Backbone) -> dict:
     }
 
 
-def backbone_names() -> list[str]:
-    return [*EMBEDDED, *TINY, *HUB_KNOWN]
-
-
 def load_backbone(
     name: str,
     kind: Kind | None = None,

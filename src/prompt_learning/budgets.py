@@ -10,9 +10,14 @@ profiles as arguments and imports none: :mod:`prompt_learning.profiles` builds o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+from torch import nn
+
 from .errors import InputError
+from .kv_prefix import AttentionSlot
 from .memory import (
     ARCHITECTURES,
     GB,
@@ -21,6 +26,8 @@ from .memory import (
     estimate_seconds,
     estimate_training_memory,
 )
+from .p_tuning import PromptEncoder, PromptEncoderType
+from .prefix_tuning import PrefixEncoder
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,15 @@ class Run:
         return self.runs * one
 
 
+def count_parameters(build: Callable[[], nn.Module]) -> int:
+    """Parameters of the module ``build()`` makes, built on the meta device: no memory, no time."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build().parameters())
+
+
 def lstm_encoder_params(hidden: int, n: int) -> int:
-    """P-tuning's LSTM prompt encoder (2 bidirectional layers of ``hidden/2``, then a 2-layer MLP)."""
-    d = hidden // 2
-    lstm = 2 * 2 * (4 * d * (hidden + d) + 8 * d)  # 2 layers × 2 directions; the 2nd reads 2d = hidden
-    return n * hidden + lstm + (2 * d * 2 * d + 2 * d) + (2 * d * hidden + hidden)
+    """P-tuning's LSTM prompt encoder for ``n`` virtual tokens, counted from the library's own."""
+    return count_parameters(lambda: PromptEncoder(n, hidden, PromptEncoderType.LSTM, hidden_size=hidden // 2))
 
 
 def prefix_width(arch: Architecture) -> int:
@@ -90,14 +101,33 @@ def prefix_width(arch: Architecture) -> int:
 
 
 def prefix_mlp_params(arch: Architecture, n: int, hidden: int = 512) -> int:
-    """Prefix tuning's reparameterisation: ``(n, h)`` inputs → Linear(h, 512) → tanh → Linear(512, W)."""
-    w = prefix_width(arch)
-    return n * arch.hidden + arch.hidden * hidden + hidden + hidden * w + w
+    """Prefix tuning's reparameterisation (``(n, h)`` inputs → Linear(h, 512) → tanh → Linear(512, W)),
+    counted from the library's own encoder for one prefix slot per layer of ``arch``."""
+    slots = [AttentionSlot("decoder", "self", i, arch.kv_heads, arch.head_dim) for i in range(arch.layers)]
+    return count_parameters(lambda: PrefixEncoder(slots, n, True, arch.hidden, hidden))
 
 
 def lora_params(arch: Architecture, r: int) -> int:
-    """LoRA on ``W_q`` (hidden → hidden) and ``W_v`` (hidden → kv_dim) of every layer: ``r (d_in + d_out)`` each."""
-    return arch.layers * r * ((arch.hidden + arch.hidden) + (arch.hidden + arch.kv_dim))
+    """LoRA of rank ``r`` on ``W_q`` and ``W_v`` of every layer, counted from PEFT's own layers on a
+    Llama-shaped model of ``arch``'s sizes (built on the meta device)."""
+    if not arch.gated_mlp:
+        raise InputError(f"lora_params builds Llama-shaped models; {arch.name} is not one")
+    from peft import LoraConfig, inject_adapter_in_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=arch.hidden,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        num_key_value_heads=arch.kv_heads,
+        intermediate_size=arch.intermediate,
+        vocab_size=arch.vocab,
+    )
+    with torch.device("meta"):
+        model = inject_adapter_in_model(
+            LoraConfig(r=r, target_modules=["q_proj", "v_proj"]), LlamaForCausalLM(config)
+        )
+        return sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
 
 
 def chapter_runs(profile) -> list[Run]:

@@ -135,11 +135,6 @@ def grad_scaler(device: torch.device | str, precision: str) -> torch.amp.GradSca
     return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
 
 
-def module_device(module: nn.Module) -> torch.device:
-    """The device of ``module``'s first parameter (the CPU for a module without any)."""
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
-
-
 def to_dtype_of(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
     """``x`` cast to the dtype of ``module``'s weights, where the two meet (e.g. bf16 hidden → fp32 head)."""
     dtype = next((p.dtype for p in module.parameters()), x.dtype)
