@@ -12,7 +12,7 @@ PROFILE ?= cpu
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 REHEARSAL_HUB := _build/rehearsal-hub
 
-.PHONY: book test setup clean browser lint unit
+.PHONY: book test setup clean browser lint unit doctest smoke
 
 setup: $(VENV)/.ready
 
@@ -69,11 +69,15 @@ unit: setup
 	$(OFFLINE) $(DOCTEST)
 	$(OFFLINE) $(VENV)/bin/pytest tests/unit tests/book -m "not slow" -q
 
-test: setup $(ASSETS) browser $(REHEARSAL_HUB)
-	$(MAKE) lint
+# make test = lint, the library's examples, the tests with every notebook in the smoke profile (the
+# website test included), then every notebook in the rehearsal profile; CI times each part.
+test: lint doctest smoke rehearse
+
+doctest: setup
 	$(OFFLINE) $(DOCTEST)
+
+smoke: setup $(ASSETS) browser $(REHEARSAL_HUB)
 	$(OFFLINE) PROMPT_LEARNING_PROFILE=smoke $(VENV)/bin/pytest tests --nbmake chapters
-	$(MAKE) rehearse
 
 clean:
 	rm -rf _build
