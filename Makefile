@@ -17,11 +17,13 @@ REHEARSAL_HUB := _build/rehearsal-hub
 setup: $(VENV)/.ready
 
 # torch first, the CPU build pinned by TORCH from PyTorch's CPU index (TORCH_INDEX; PyPI's own
-# torch wheel is the multi-gigabyte CUDA build). A wheel already on disk (pip's find-links) does too.
+# torch wheel is the multi-gigabyte CUDA build; a wheel already on disk in pip's find-links does
+# too), alone; then its dependencies from PyPI. TORCH_INDEX= (empty) leaves the index out.
 $(VENV)/.ready: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q --no-deps "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
