@@ -16,6 +16,12 @@ WORDS = Verbalizer({"negative": "bad", "positive": "good"})
 TEXTS = ["a fine film", "a movie that was boring and dull"]
 
 
+def edit_config(folder, changes: dict) -> None:
+    """Change fields of a saved checkpoint's JSON half, as an older or a tampered file would have them."""
+    path = folder / "prompt_config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
 def trained(method, data):
     fit(method, data, steps=3, lr=0.05, batch_size=4, seed=0, progress=False)  # move off the initial values
     return method.eval()
@@ -71,9 +77,9 @@ def test_a_checkpoint_of_the_earlier_format_still_loads(sentiment_toy, tmp_path)
     """Format 2 named the method by module and class; it loads by the class name wherever it lives."""
     method = trained(prompt_tuning(), sentiment_toy)
     save_prompt(method, tmp_path / "ckpt")
-    meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
-    meta |= {"format": 2, "method": "prompt_learning.somewhere_it_used_to_be:PromptTuning"}
-    (tmp_path / "ckpt" / "prompt_config.json").write_text(json.dumps(meta))
+    edit_config(
+        tmp_path / "ckpt", {"format": 2, "method": "prompt_learning.somewhere_it_used_to_be:PromptTuning"}
+    )
     again = load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
     with torch.no_grad():
         assert torch.equal(method(TEXTS), again(TEXTS))
@@ -81,9 +87,7 @@ def test_a_checkpoint_of_the_earlier_format_still_loads(sentiment_toy, tmp_path)
 
 def test_an_unknown_method_name_is_refused_with_the_known_ones(tmp_path):
     save_prompt(prompt_tuning(), tmp_path / "ckpt")
-    meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
-    meta["method"] = "NoSuchMethod"
-    (tmp_path / "ckpt" / "prompt_config.json").write_text(json.dumps(meta))
+    edit_config(tmp_path / "ckpt", {"method": "NoSuchMethod"})
     with pytest.raises(CheckpointError, match="cannot rebuild.*PromptTuning"):
         load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 
@@ -175,9 +179,7 @@ def test_tampered_parameters_are_refused(tmp_path):
 
 def test_foreign_method_class_is_refused(tmp_path):
     save_prompt(prompt_tuning(), tmp_path / "ckpt")
-    meta = json.loads((tmp_path / "ckpt" / "prompt_config.json").read_text())
-    meta["method"] = "os:system"
-    (tmp_path / "ckpt" / "prompt_config.json").write_text(json.dumps(meta))
+    edit_config(tmp_path / "ckpt", {"method": "os:system"})
     with pytest.raises(CheckpointError, match="not part of prompt_learning"):
         load_prompt(tmp_path / "ckpt", load_backbone("tiny-llama"))
 
