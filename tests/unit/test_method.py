@@ -159,6 +159,17 @@ def build(method: str, backbone: str) -> PromptMethod:
     return METHODS[method][1](load_backbone(backbone, device="cpu"))
 
 
+def saves_and_loads(m: PromptMethod, backbone: str, logits: torch.Tensor, folder) -> None:
+    """Saved and loaded onto a fresh copy of its backbone, ``m`` gives the same logits; elsewhere it is refused."""
+    save_prompt(m, folder)
+    again = load_prompt(folder, load_backbone(backbone, device="cpu"))
+    assert type(again) is type(m) and again.labels == m.labels
+    with torch.no_grad():
+        torch.testing.assert_close(again(TEXTS), logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(CheckpointError, match="not on"):
+        load_prompt(folder, load_backbone(OTHER[backbone], device="cpu"))
+
+
 @pytest.mark.parametrize("method,backbone", CASES)
 def test_contract(method, backbone, sentiment_toy, tmp_path):
     m = build(method, backbone)
@@ -175,13 +186,7 @@ def test_contract(method, backbone, sentiment_toy, tmp_path):
     assert any(not torch.equal(a, p) for a, p in zip(before, trainable)), "training changed nothing"
     with torch.no_grad():
         logits = m.eval()(TEXTS)
-    save_prompt(m, tmp_path / "ckpt")
-    again = load_prompt(tmp_path / "ckpt", load_backbone(backbone, device="cpu"))
-    assert type(again) is type(m) and again.labels == m.labels
-    with torch.no_grad():
-        torch.testing.assert_close(again(TEXTS), logits, atol=1e-5, rtol=1e-5)
-    with pytest.raises(CheckpointError, match="not on"):
-        load_prompt(tmp_path / "ckpt", load_backbone(OTHER[backbone], device="cpu"))
+    saves_and_loads(m, backbone, logits, tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / "prompt.safetensors"
     weights.write_bytes(weights.read_bytes()[:20])  # truncated
     with pytest.raises(CheckpointError, match="prompt.safetensors.*damaged or truncated"):
@@ -197,13 +202,7 @@ def test_contract_of_the_methods_that_train_nothing(method, backbone, tmp_path):
     with torch.no_grad():
         logits = m.eval()(TEXTS)
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
-    save_prompt(m, tmp_path / "ckpt")
-    again = load_prompt(tmp_path / "ckpt", load_backbone(backbone, device="cpu"))
-    assert type(again) is type(m) and again.labels == m.labels
-    with torch.no_grad():
-        torch.testing.assert_close(again(TEXTS), logits, atol=1e-5, rtol=1e-5)
-    with pytest.raises(CheckpointError, match="not on"):
-        load_prompt(tmp_path / "ckpt", load_backbone(OTHER[backbone], device="cpu"))
+    saves_and_loads(m, backbone, logits, tmp_path / "ckpt")
 
 
 @pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])
